@@ -1,0 +1,174 @@
+"""Shapes of the /sqs REST contract: what requests carry and what responses look like.
+
+Message validation itself lives in sqs_app.schemas; these serializers only
+frame it for HTTP. The response serializers exist so that the OpenAPI schema
+shows the exact shapes the spec fixes.
+"""
+
+from rest_framework import serializers
+
+from ..models import EventKind, Message, MessageEvent, MessageStatus
+from ..schemas import AttributesField, StandardMessageSerializer
+
+MAX_BATCH_SIZE = 10  # SQS's SendMessageBatch limit
+
+
+# --- Requests ------------------------------------------------------------------------
+
+
+class SendRequestSerializer(serializers.Serializer):
+    queue_name = serializers.CharField(max_length=80)
+    message = StandardMessageSerializer()
+    attributes = AttributesField(required=False, default=dict)
+
+
+class BatchEntrySerializer(serializers.Serializer):
+    message = StandardMessageSerializer()
+    attributes = AttributesField(required=False, default=dict)
+
+
+class SendBatchRequestSerializer(serializers.Serializer):
+    queue_name = serializers.CharField(max_length=80)
+    messages = BatchEntrySerializer(many=True, min_length=1, max_length=MAX_BATCH_SIZE)
+
+
+class ReceiveQuerySerializer(serializers.Serializer):
+    max_messages = serializers.IntegerField(min_value=1, max_value=10, default=1)
+    wait_time_seconds = serializers.IntegerField(min_value=0, max_value=20, default=0)
+    visibility_timeout = serializers.IntegerField(min_value=0, max_value=43200, required=False)
+
+
+class DeleteQuerySerializer(serializers.Serializer):
+    receipt_handle = serializers.CharField(max_length=1024)
+
+
+class MessageListQuerySerializer(serializers.Serializer):
+    queue = serializers.CharField(required=False)
+    status = serializers.ChoiceField(choices=MessageStatus.choices, required=False)
+    task_type = serializers.CharField(required=False)
+    correlation_id = serializers.CharField(required=False)
+    created_after = serializers.DateTimeField(required=False)
+    created_before = serializers.DateTimeField(required=False)
+    page = serializers.IntegerField(min_value=1, required=False)
+    page_size = serializers.IntegerField(min_value=1, max_value=200, required=False)
+
+
+# --- Responses -----------------------------------------------------------------------
+
+
+class QueueListResponseSerializer(serializers.Serializer):
+    available_queues = serializers.ListField(child=serializers.CharField())
+    region = serializers.CharField()
+
+
+class SendResponseSerializer(serializers.Serializer):
+    message_id = serializers.CharField()
+    queue = serializers.CharField()
+    status = serializers.CharField()
+    timestamp = serializers.CharField()
+
+
+class BatchEntryResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="Position of the message in the request.")
+    status = serializers.ChoiceField(choices=["sent", "failed"])
+    id = serializers.CharField(help_text="The StandardMessage id.")
+    message_id = serializers.CharField(allow_null=True, help_text="SQS's MessageId.")
+    error = serializers.DictField(allow_null=True, help_text="{code, message} when failed.")
+
+
+class SendBatchResponseSerializer(serializers.Serializer):
+    queue = serializers.CharField()
+    successful = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    results = BatchEntryResultSerializer(many=True)
+
+
+class ReceivedMessageSerializer(serializers.Serializer):
+    message_id = serializers.CharField()
+    body = serializers.JSONField()
+    attributes = serializers.DictField()
+    receipt_handle = serializers.CharField()
+
+
+class ReceiveResponseSerializer(serializers.Serializer):
+    queue = serializers.CharField()
+    message_count = serializers.IntegerField()
+    messages = ReceivedMessageSerializer(many=True)
+
+
+class DeleteResponseSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    queue = serializers.CharField()
+
+
+class TestMessageResultSerializer(serializers.Serializer):
+    message_id = serializers.CharField()
+    queue = serializers.CharField()
+    status = serializers.CharField()
+
+
+class TestMessageResponseSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    test_message = serializers.DictField()
+    result = TestMessageResultSerializer()
+
+
+class HealthResponseSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "error"])
+    checks = serializers.DictField(child=serializers.DictField())
+
+
+class MessageEventSerializer(serializers.ModelSerializer):
+    kind = serializers.ChoiceField(choices=EventKind.choices)
+
+    class Meta:
+        model = MessageEvent
+        fields = ["kind", "at", "actor", "detail"]
+
+
+class MessageRecordSerializer(serializers.ModelSerializer):
+    """A message in the history list."""
+
+    message_id = serializers.CharField(source="sqs_message_id", allow_null=True)
+    id = serializers.UUIDField(source="standard_id", allow_null=True)
+    sent_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "message_id",
+            "id",
+            "queue",
+            "status",
+            "task_type",
+            "priority",
+            "correlation_id",
+            "source",
+            "sent_by",
+            "receive_count",
+            "last_error",
+            "created_at",
+            "updated_at",
+            "sent_at",
+        ]
+
+
+class MessageDetailSerializer(MessageRecordSerializer):
+    """One message with its body, attributes and event timeline."""
+
+    events = MessageEventSerializer(many=True, read_only=True)
+
+    class Meta(MessageRecordSerializer.Meta):
+        fields = MessageRecordSerializer.Meta.fields + ["body", "attributes", "events"]
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="UPPER_SNAKE error code, e.g. QUEUE_NOT_FOUND.")
+    message = serializers.CharField()
+    details = serializers.DictField()
+    timestamp = serializers.CharField()
+    request_id = serializers.CharField(help_text="Also sent as the X-Request-ID header.")
+
+
+class ErrorEnvelopeSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()

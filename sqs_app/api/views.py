@@ -1,0 +1,224 @@
+"""The /sqs REST contract. Views parse input, call one service, render output.
+
+Errors are raised, never rendered here: sqs_app.errors turns them into the
+envelope.
+"""
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .. import errors, health, selectors, services
+from ..errors import validation_details
+from ..queues import LOGICAL_QUEUES
+from . import serializers as s
+
+
+def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+    """OpenAPI entries for error responses, all in the one envelope."""
+    return {code: OpenApiResponse(s.ErrorEnvelopeSerializer, description="Error envelope") for code in codes}
+
+
+COMMON_ERRORS = (401, 429, 500)
+SQS_ERRORS = (502, 503)
+
+
+def parse_query(serializer_class, request) -> dict:
+    """Validated query parameters; a bad one is a 400 naming it, never a silent clamp."""
+    serializer = serializer_class(data=request.query_params)
+    if not serializer.is_valid():
+        raise errors.InvalidParameter(
+            "A query parameter is invalid.", details=validation_details(serializer.errors)
+        )
+    return serializer.validated_data
+
+
+def parse_body(serializer_class, request) -> dict:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class QueueListView(APIView):
+    @extend_schema(
+        summary="List the queues", responses={200: s.QueueListResponseSerializer, **_errors(*COMMON_ERRORS)}
+    )
+    def get(self, request):
+        return Response({"available_queues": list(LOGICAL_QUEUES), "region": settings.AWS_REGION})
+
+
+class SendView(APIView):
+    @extend_schema(
+        summary="Send a message",
+        request=s.SendRequestSerializer,
+        responses={
+            200: s.SendResponseSerializer,
+            **_errors(400, 404, 413, 415, 422, *COMMON_ERRORS, *SQS_ERRORS),
+        },
+    )
+    def post(self, request):
+        data = parse_body(s.SendRequestSerializer, request)
+        sent = services.message_send(
+            queue=data["queue_name"],
+            message=data["message"],
+            attributes=data["attributes"],
+            sent_by=request.user,
+        )
+        return Response(
+            {
+                "message_id": sent.message_id,
+                "queue": data["queue_name"],
+                "status": "sent",
+                "timestamp": sent.body["timestamp"],
+            }
+        )
+
+
+class SendBatchView(APIView):
+    @extend_schema(
+        summary="Send up to ten messages in one SQS call",
+        request=s.SendBatchRequestSerializer,
+        responses={
+            200: s.SendBatchResponseSerializer,
+            **_errors(400, 404, 413, 415, 422, *COMMON_ERRORS, *SQS_ERRORS),
+        },
+    )
+    def post(self, request):
+        data = parse_body(s.SendBatchRequestSerializer, request)
+        queue = services.queue_require(data["queue_name"])
+        batch = [
+            services.outgoing_message(
+                queue=queue, message=entry["message"], attributes=entry["attributes"], source="api"
+            )
+            for entry in data["messages"]
+        ]
+        services.message_send_batch(queue=queue, batch=batch, sent_by=request.user)
+        results = [
+            {
+                "index": index,
+                "status": "failed" if m.error else "sent",
+                "id": m.body["id"],
+                "message_id": m.message_id,
+                "error": {"code": m.error.error_code, "message": m.error.message} if m.error else None,
+            }
+            for index, m in enumerate(batch)
+        ]
+        failed = sum(1 for r in results if r["error"])
+        return Response(
+            {"queue": queue, "successful": len(results) - failed, "failed": failed, "results": results}
+        )
+
+
+class ReceiveView(APIView):
+    @extend_schema(
+        summary="Receive messages",
+        parameters=[s.ReceiveQuerySerializer],
+        responses={200: s.ReceiveResponseSerializer, **_errors(400, 404, *COMMON_ERRORS, *SQS_ERRORS)},
+    )
+    def get(self, request, queue_name: str):
+        params = parse_query(s.ReceiveQuerySerializer, request)
+        delivered = services.messages_receive(
+            queue=queue_name,
+            max_messages=params["max_messages"],
+            wait_time_seconds=params["wait_time_seconds"],
+            visibility_timeout=params.get("visibility_timeout"),
+            received_by=request.user,
+        )
+        messages = [
+            {
+                "message_id": m.message_id,
+                "body": m.body,
+                "attributes": m.attributes,
+                "receipt_handle": m.receipt_handle,
+            }
+            for m in delivered
+        ]
+        return Response({"queue": queue_name, "message_count": len(messages), "messages": messages})
+
+
+class DeleteView(APIView):
+    @extend_schema(
+        summary="Delete a received message by its receipt handle",
+        parameters=[s.DeleteQuerySerializer],
+        responses={200: s.DeleteResponseSerializer, **_errors(400, 404, *COMMON_ERRORS, *SQS_ERRORS)},
+    )
+    def delete(self, request, queue_name: str):
+        params = parse_query(s.DeleteQuerySerializer, request)
+        services.message_delete(
+            queue=queue_name, receipt_handle=params["receipt_handle"], deleted_by=request.user
+        )
+        return Response({"status": "deleted", "queue": queue_name})
+
+
+class TestMessageView(APIView):
+    @extend_schema(
+        summary="Send a test message to the default queue",
+        request=None,
+        responses={200: s.TestMessageResponseSerializer, **_errors(*COMMON_ERRORS, *SQS_ERRORS)},
+    )
+    def post(self, request):
+        test_message, sent = services.test_message_send(sent_by=request.user)
+        return Response(
+            {
+                "status": "success",
+                "test_message": test_message,
+                "result": {"message_id": sent.message_id, "queue": "default", "status": "sent"},
+            }
+        )
+
+
+class MessagePagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class MessageListView(APIView):
+    @extend_schema(
+        summary="Message history",
+        parameters=[s.MessageListQuerySerializer],
+        responses={200: s.MessageRecordSerializer(many=True), **_errors(400, 404, *COMMON_ERRORS)},
+    )
+    def get(self, request):
+        params = parse_query(s.MessageListQuerySerializer, request)
+        messages = selectors.message_list(
+            queue=params.get("queue"),
+            status=params.get("status"),
+            task_type=params.get("task_type"),
+            correlation_id=params.get("correlation_id"),
+            created_after=params.get("created_after"),
+            created_before=params.get("created_before"),
+        )
+        paginator = MessagePagination()
+        page = paginator.paginate_queryset(messages, request, view=self)
+        return paginator.get_paginated_response(s.MessageRecordSerializer(page, many=True).data)
+
+
+class MessageDetailView(APIView):
+    @extend_schema(
+        summary="One message with its event timeline",
+        responses={200: s.MessageDetailSerializer, **_errors(404, *COMMON_ERRORS)},
+    )
+    def get(self, request, message_id: str):
+        message = selectors.message_get(message_id=message_id)
+        return Response(s.MessageDetailSerializer(message).data)
+
+
+class HealthView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
+
+    @extend_schema(
+        summary="Health of the database and SQS",
+        responses={200: s.HealthResponseSerializer, 503: s.HealthResponseSerializer},
+        parameters=[OpenApiParameter("X-Request-ID", location="header", required=False)],
+    )
+    def get(self, request):
+        report = health.health_check()
+        code = status.HTTP_200_OK if report["status"] == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE
+        return Response(report, status=code)

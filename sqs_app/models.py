@@ -1,0 +1,99 @@
+"""The history of every message Wipsie has seen, and what happened to it.
+
+A `Message` is one SQS message (keyed by SQS's MessageId once SQS has accepted
+it, and by the StandardMessage `id` carried in its body). Its `events` are an
+append-only timeline: rows are added, never changed or removed.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class MessageStatus(models.TextChoices):
+    # Recorded by Wipsie, not yet confirmed by SQS. A row stays here only if the
+    # process died between the SendMessage call and the confirming write; the
+    # next sighting of the message (by its `standard_id`) settles it.
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    RECEIVED = "received", "Received"
+    PROCESSING = "processing", "Processing"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    RETRYING = "retrying", "Retrying"
+    DEAD_LETTERED = "dead_lettered", "Dead-lettered"
+    DELETED = "deleted", "Deleted"
+
+
+class EventKind(models.TextChoices):
+    SENT = "sent", "Sent"
+    RECEIVED = "received", "Received"
+    DELETED = "deleted", "Deleted"
+    PROCESSING = "processing", "Processing"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    RETRYING = "retrying", "Retrying"
+    DEAD_LETTERED = "dead_lettered", "Dead-lettered"
+    REPLAYED = "replayed", "Replayed"
+
+
+class Message(models.Model):
+    sqs_message_id = models.CharField("SQS message id", max_length=100, unique=True, null=True, blank=True)
+    # The StandardMessage `id`. Unique per queue: it is how a duplicate send or a
+    # duplicate delivery is recognised. Empty for bodies from other producers
+    # that carry no id.
+    standard_id = models.UUIDField("message id", null=True, blank=True, default=None)
+    queue = models.CharField(max_length=50, db_index=True)
+    body = models.JSONField(help_text="The body as stored in SQS (parsed JSON, or a string).")
+    attributes = models.JSONField(default=dict, blank=True)
+    task_type = models.CharField(max_length=100, blank=True, db_index=True)
+    priority = models.CharField(max_length=10, blank=True)
+    correlation_id = models.CharField(max_length=128, blank=True, db_index=True)
+    source = models.CharField(max_length=20, blank=True)
+    sent_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sent_messages",
+    )
+    status = models.CharField(
+        max_length=20, choices=MessageStatus.choices, default=MessageStatus.PENDING, db_index=True
+    )
+    # The latest receipt handle, so that a delete by handle can name its message.
+    receipt_handle = models.CharField(max_length=1024, blank=True, db_index=True)
+    receive_count = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    celery_task_id = models.CharField(max_length=255, blank=True, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["queue", "standard_id"], name="unique_standard_id_per_queue"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.queue}:{self.sqs_message_id or self.standard_id or self.pk}"
+
+    @property
+    def message_id(self) -> str | None:
+        """The id the REST contract calls `message_id`: SQS's MessageId."""
+        return self.sqs_message_id
+
+
+class MessageEvent(models.Model):
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.CharField(
+        max_length=150, blank=True, help_text="Who caused it: a username, 'worker', 'sqs'."
+    )
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,186 @@
+"""The message schemas, defined once (spec: "Message Schemas").
+
+The API, the admin forms, the management commands and the workers all
+validate through these serializers; nothing else restates a field.
+
+- `StandardMessageSerializer`: the envelope every Wipsie message carries.
+- `TASK_DATA_SCHEMAS`: the `data` of the three task families, by `task_type`.
+- `AttributesField`: caller attributes, turned into SQS message attributes.
+"""
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+from rest_framework import serializers
+
+PRIORITIES = ("low", "medium", "high")
+SOURCES = ("api", "lambda", "manual", "scheduler")
+
+
+# --- Task-specific data --------------------------------------------------------
+
+
+class DataPollingDataSerializer(serializers.Serializer):
+    source_url = serializers.URLField(max_length=2048)
+    # Optional: without it the poll runs once; with it, it recurs every N seconds.
+    poll_interval = serializers.IntegerField(min_value=1, max_value=7 * 24 * 3600, required=False)
+    last_poll_time = serializers.DateTimeField(required=False, allow_null=True)
+    filters = serializers.DictField(required=False)
+
+    def validate_source_url(self, value: str) -> str:
+        if not value.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("Only http and https URLs can be polled.")
+        return value
+
+
+class ProcessingDataSerializer(serializers.Serializer):
+    operation = serializers.ChoiceField(choices=["analysis", "transformation", "aggregation"])
+    input_data = serializers.JSONField()
+    output_format = serializers.ChoiceField(choices=["json", "csv"], default="json")
+    processing_options = serializers.DictField(required=False, default=dict)
+
+
+class NotificationDataSerializer(serializers.Serializer):
+    recipient = serializers.CharField(max_length=2048)
+    notification_type = serializers.ChoiceField(choices=["email", "sms", "push", "webhook"])
+    subject = serializers.CharField(required=False, allow_blank=True, max_length=998)
+    body = serializers.CharField(allow_blank=True)
+    template_id = serializers.RegexField(
+        r"^[A-Za-z0-9_-]{1,100}$",
+        required=False,
+        error_messages={"invalid": "Use letters, digits, '_' and '-' only."},
+    )
+    metadata = serializers.DictField(required=False, default=dict)
+
+    def validate(self, attrs):
+        recipient, kind = attrs["recipient"], attrs["notification_type"]
+        if kind == "email":
+            serializers.EmailField().run_validation(recipient)
+        elif kind == "webhook":
+            url = serializers.URLField().run_validation(recipient)
+            if not url.lower().startswith(("http://", "https://")):
+                raise serializers.ValidationError({"recipient": "A webhook must be http(s)."})
+        elif kind == "sms" and not re.fullmatch(r"\+[1-9]\d{6,14}", recipient):
+            raise serializers.ValidationError(
+                {"recipient": "An SMS recipient is a phone number in E.164 form, like +14155550100."}
+            )
+        elif kind == "push" and not recipient.startswith("arn:"):
+            raise serializers.ValidationError(
+                {"recipient": "A push recipient is an SNS platform endpoint ARN."}
+            )
+        return attrs
+
+
+TASK_DATA_SCHEMAS: dict[str, type[serializers.Serializer]] = {
+    "data_polling": DataPollingDataSerializer,
+    "processing": ProcessingDataSerializer,
+    "notification": NotificationDataSerializer,
+}
+
+
+# --- The StandardMessage ----------------------------------------------------------
+
+
+class StandardMessageSerializer(serializers.Serializer):
+    """What a caller may put in a message. Unknown keys are kept as they are.
+
+    `id` may be given, so that a client retrying a send is recognised as the
+    same message; otherwise one is generated. `source`, `queue` and
+    `timestamp` are always set by Wipsie.
+    """
+
+    id = serializers.UUIDField(required=False)
+    task_type = serializers.CharField(required=False, max_length=100)
+    message = serializers.CharField(required=False, allow_blank=True)
+    data = serializers.DictField(required=False)
+    priority = serializers.ChoiceField(choices=PRIORITIES, required=False)
+    retry_count = serializers.IntegerField(required=False, min_value=0)
+    correlation_id = serializers.CharField(required=False, max_length=128)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["A message must be a JSON object."]})
+        known = super().to_internal_value(data)
+        schema = TASK_DATA_SCHEMAS.get(known.get("task_type", ""))
+        if schema is not None:
+            task_data = schema(data=data.get("data", serializers.empty))
+            if "data" not in data:
+                raise serializers.ValidationError(
+                    {"data": [f"Required for task_type '{known['task_type']}'."]}
+                )
+            if not task_data.is_valid():
+                raise serializers.ValidationError({"data": task_data.errors})
+            known["data"] = {**data["data"], **_jsonable(task_data.validated_data)}
+        # Keep the caller's other keys: the body is theirs, we only add to it.
+        return {**data, **known}
+
+
+def _jsonable(values: dict) -> dict:
+    """Validated data back to JSON-friendly values (datetimes to ISO strings)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
+
+
+def build_standard_message(*, message: dict, queue: str, source: str) -> dict:
+    """A validated message (from StandardMessageSerializer) as the body stored in SQS."""
+    body = dict(message)
+    body["id"] = str(body.get("id") or uuid.uuid4())
+    body["timestamp"] = datetime.now(UTC).isoformat()
+    body["source"] = source
+    body["queue"] = queue
+    body["correlation_id"] = body.get("correlation_id") or str(uuid.uuid4())
+    return body
+
+
+# --- Message attributes ----------------------------------------------------------
+
+MAX_ATTRIBUTES = 10  # SQS's own limit per message
+_ATTRIBUTE_NAME = re.compile(r"^(?!\.)(?!.*\.\.)(?!.*\.$)[A-Za-z0-9_.-]{1,256}$")
+
+
+class AttributesField(serializers.DictField):
+    """Caller attributes `{"priority": "high", "retries": 3}` as SQS message attributes.
+
+    Strings and booleans become `String`, numbers become `Number`. SQS reserves
+    names starting with "AWS." or "Amazon." and allows at most 10 per message.
+    """
+
+    default_error_messages = {
+        "too_many": f"At most {MAX_ATTRIBUTES} attributes are allowed (SQS's limit).",
+        "bad_name": (
+            "Attribute names use letters, digits, '_', '-' and '.', up to 256 "
+            "characters, and may not start with 'AWS.' or 'Amazon.'."
+        ),
+        "bad_value": "Attribute values must be strings, numbers or booleans.",
+    }
+
+    def to_internal_value(self, data):
+        attributes = super().to_internal_value(data)
+        if len(attributes) > MAX_ATTRIBUTES:
+            self.fail("too_many")
+        sqs_attributes = {}
+        for name, value in attributes.items():
+            if not _ATTRIBUTE_NAME.match(name) or name.lower().startswith(("aws.", "amazon.")):
+                raise serializers.ValidationError({name: [self.error_messages["bad_name"]]})
+            sqs_attributes[name] = _sqs_attribute(value, self.error_messages["bad_value"], name)
+        return sqs_attributes
+
+
+def _sqs_attribute(value, error: str, name: str) -> dict:
+    if isinstance(value, bool):
+        return {"DataType": "String", "StringValue": "true" if value else "false"}
+    if isinstance(value, int | float):
+        return {"DataType": "Number", "StringValue": repr(value)}
+    if isinstance(value, str) and value:
+        return {"DataType": "String", "StringValue": value}
+    if isinstance(value, str):
+        raise serializers.ValidationError({name: ["Attribute values may not be empty (SQS)."]})
+    raise serializers.ValidationError({name: [error]})
+
+
+def attributes_size(attributes: dict) -> int:
+    """Bytes SQS counts toward the message size limit for these attributes."""
+    return sum(
+        len(name.encode()) + len(a["DataType"].encode()) + len(a.get("StringValue", "").encode())
+        for name, a in attributes.items()
+    )

@@ -1,0 +1,53 @@
+"""Reads of the message history."""
+
+import contextlib
+import uuid
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from . import errors
+from .models import Message
+
+
+def message_list(
+    *,
+    queue: str | None = None,
+    status: str | None = None,
+    task_type: str | None = None,
+    correlation_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> QuerySet[Message]:
+    """Messages, newest first, narrowed by whichever filters are given."""
+    messages = Message.objects.select_related("sent_by")
+    if queue:
+        messages = messages.filter(queue=queue)
+    if status:
+        messages = messages.filter(status=status)
+    if task_type:
+        messages = messages.filter(task_type=task_type)
+    if correlation_id:
+        messages = messages.filter(correlation_id=correlation_id)
+    if created_after:
+        messages = messages.filter(created_at__gte=created_after)
+    if created_before:
+        messages = messages.filter(created_at__lt=created_before)
+    return messages
+
+
+def message_get(*, message_id: str) -> Message:
+    """One message by SQS's MessageId or by its StandardMessage `id`, with its events."""
+    match = Q(sqs_message_id=message_id)
+    with contextlib.suppress(ValueError):  # not a UUID: it can only be SQS's id
+        match |= Q(standard_id=uuid.UUID(message_id))
+    message = (
+        Message.objects.select_related("sent_by")
+        .prefetch_related("events")
+        .filter(match)
+        .order_by("created_at")
+        .first()
+    )
+    if message is None:
+        raise errors.MessageNotFound(details={"message_id": message_id})
+    return message

@@ -1,0 +1,379 @@
+"""Actions on messages: send, receive, delete, record what happened.
+
+The API, the admin, the management commands and the workers all act through
+these functions; none of them calls SQS or writes history on its own.
+
+Sending writes twice, SQS and the database, and the order is deliberate:
+
+1. a `pending` history row is written first, in its own transaction. If the
+   database is down, the send is refused before anything reaches SQS.
+2. SQS is asked to send. If it refuses, the pending row is removed again, so
+   nothing is left half-written.
+3. the row is confirmed (`sent`, with SQS's MessageId). If this write fails
+   (the database went away, the process is killed), the send still succeeds:
+   SQS has the message, and the pending row (found again by the StandardMessage
+   `id` in the body) is settled the next time anyone sees the message. A send
+   never fails after SQS accepted it, and no accepted message is lost.
+"""
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+
+from . import errors, sqs_client
+from .models import EventKind, Message, MessageEvent, MessageStatus
+from .queues import LOGICAL_QUEUES, is_known_queue
+from .schemas import attributes_size, build_standard_message
+
+logger = logging.getLogger(__name__)
+
+
+def queue_require(name: str) -> str:
+    """The logical queue name, or QUEUE_NOT_FOUND naming the queues that exist."""
+    if not is_known_queue(name):
+        raise errors.QueueNotFound(details={"queue_name": name, "available_queues": list(LOGICAL_QUEUES)})
+    return name
+
+
+# --- Sending ---------------------------------------------------------------------
+
+
+@dataclass
+class OutgoingMessage:
+    """One message on its way to SQS, and its history row."""
+
+    body: dict
+    encoded_body: str
+    attributes: dict
+    record: Message | None = None
+    message_id: str | None = None  # SQS's MessageId, once accepted
+    error: errors.WipsieError | None = None
+    duplicate: bool = False  # same StandardMessage id already sent: not sent again
+
+
+def outgoing_message(*, queue: str, message: dict, attributes: dict, source: str) -> OutgoingMessage:
+    """Build the StandardMessage body for a validated message and check its size."""
+    body = build_standard_message(message=message, queue=queue, source=source)
+    encoded = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    size = len(encoded.encode()) + attributes_size(attributes)
+    message_too_large_check(size)
+    return OutgoingMessage(body=body, encoded_body=encoded, attributes=attributes)
+
+
+def message_too_large_check(size: int, *, what: str = "message") -> None:
+    limit = settings.SQS_MAX_MESSAGE_BYTES
+    if size > limit:
+        raise errors.MessageTooLarge(
+            f"The {what} is {size} bytes; SQS accepts at most {limit} bytes.",
+            details={"size_bytes": size, "max_bytes": limit},
+        )
+
+
+def message_send(
+    *, queue: str, message: dict, attributes: dict | None = None, sent_by=None, source: str = "api"
+) -> OutgoingMessage:
+    """Send one StandardMessage with SendMessage and record it. Raises on failure."""
+    queue_require(queue)
+    outgoing = outgoing_message(queue=queue, message=message, attributes=attributes or {}, source=source)
+    _reserve(queue=queue, batch=[outgoing], sent_by=sent_by)
+    if outgoing.duplicate:
+        return outgoing
+    try:
+        outgoing.message_id = sqs_client.send_message(
+            queue=queue, body=outgoing.encoded_body, attributes=outgoing.attributes
+        )
+    except errors.WipsieError:
+        _release([outgoing])
+        raise
+    _confirm([outgoing], actor=_actor(sent_by))
+    return outgoing
+
+
+def message_send_batch(*, queue: str, batch: list[OutgoingMessage], sent_by=None) -> list[OutgoingMessage]:
+    """Send up to ten prepared messages in one SendMessageBatch call.
+
+    Entries fail or succeed one by one (SQS's batch semantics): a failed entry
+    carries its `error`, and its history row is removed again.
+    """
+    queue_require(queue)
+    message_too_large_check(
+        sum(len(m.encoded_body.encode()) + attributes_size(m.attributes) for m in batch),
+        what="batch",
+    )
+    _reserve(queue=queue, batch=batch, sent_by=sent_by)
+    to_send = {str(index): m for index, m in enumerate(batch) if not m.duplicate}
+    if to_send:
+        entries = [
+            {"Id": entry_id, "MessageBody": m.encoded_body}
+            | ({"MessageAttributes": m.attributes} if m.attributes else {})
+            for entry_id, m in to_send.items()
+        ]
+        try:
+            results = sqs_client.send_message_batch(queue=queue, entries=entries)
+        except errors.WipsieError:
+            _release(list(to_send.values()))
+            raise
+        for result in results:
+            outgoing = to_send[result.entry_id]
+            if result.message_id:
+                outgoing.message_id = result.message_id
+            else:
+                outgoing.error = errors.SQSRequestFailed(
+                    f"Amazon SQS rejected the message: {result.error_message}",
+                    details={"sqs_error_code": result.error_code},
+                )
+        _release([m for m in to_send.values() if m.error])
+        _confirm([m for m in to_send.values() if m.message_id], actor=_actor(sent_by))
+    return batch
+
+
+def _actor(user) -> str:
+    return getattr(user, "username", "") or ""
+
+
+def _reserve(*, queue: str, batch: list[OutgoingMessage], sent_by) -> None:
+    """Write the pending rows (step 1). A StandardMessage id already sent is a duplicate."""
+    ids = [m.body["id"] for m in batch]
+    if len(set(ids)) != len(ids):
+        raise errors.ValidationFailed("Two messages in one batch carry the same id.", details={"ids": ids})
+    with transaction.atomic():
+        existing = {
+            str(m.standard_id): m
+            for m in Message.objects.select_for_update().filter(queue=queue, standard_id__in=ids)
+        }
+        new_rows = []
+        for outgoing in batch:
+            record = existing.get(outgoing.body["id"])
+            if record is None:
+                record = Message(
+                    standard_id=outgoing.body["id"],
+                    queue=queue,
+                    body=outgoing.body,
+                    attributes=outgoing.attributes,
+                    task_type=_str(outgoing.body.get("task_type")),
+                    priority=_str(outgoing.body.get("priority")),
+                    correlation_id=_str(outgoing.body.get("correlation_id"))[:128],
+                    source=outgoing.body["source"],
+                    sent_by=sent_by,
+                    status=MessageStatus.PENDING,
+                )
+                new_rows.append(record)
+            elif record.status != MessageStatus.PENDING:
+                # A client retrying a send it thinks was lost: answer with the
+                # message SQS already has instead of sending it a second time.
+                outgoing.duplicate = True
+                outgoing.message_id = record.sqs_message_id
+                outgoing.body = record.body
+            outgoing.record = record
+        try:
+            Message.objects.bulk_create(new_rows)
+        except IntegrityError as exc:
+            # A concurrent request reserved the same id a moment ago.
+            raise errors.ValidationFailed(
+                "A message with this id is being sent right now; retry the request.",
+                details={"ids": ids},
+            ) from exc
+
+
+def _release(batch: list[OutgoingMessage]) -> None:
+    """SQS refused these: remove their pending rows so nothing stays half-written."""
+    pks = [m.record.pk for m in batch if m.record and m.record.pk and not m.duplicate]
+    if pks:
+        Message.objects.filter(pk__in=pks, status=MessageStatus.PENDING).delete()
+
+
+def _confirm(batch: list[OutgoingMessage], *, actor: str) -> None:
+    """Mark the rows sent (step 3). Never raises: SQS has the messages already."""
+    now = timezone.now()
+    records = []
+    for outgoing in batch:
+        record = outgoing.record
+        record.sqs_message_id = outgoing.message_id
+        record.status = MessageStatus.SENT
+        record.sent_at = now
+        record.updated_at = now
+        records.append(record)
+    try:
+        with transaction.atomic():
+            Message.objects.bulk_update(records, ["sqs_message_id", "status", "sent_at", "updated_at"])
+            MessageEvent.objects.bulk_create(
+                MessageEvent(
+                    message=record,
+                    kind=EventKind.SENT,
+                    actor=actor,
+                    detail={"sqs_message_id": record.sqs_message_id},
+                )
+                for record in records
+            )
+    except DatabaseError:
+        logger.exception(
+            "SQS accepted messages but their history could not be confirmed; they stay "
+            "pending until seen again",
+            extra={"sqs_message_ids": [r.sqs_message_id for r in records]},
+        )
+
+
+def _str(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+# --- Receiving and deleting --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveredMessage:
+    """A message handed to an API client by /sqs/receive."""
+
+    message_id: str
+    body: object
+    attributes: dict
+    receipt_handle: str
+    record: Message
+
+
+def parse_body(raw: str) -> object:
+    """The body as JSON when it is JSON, else the raw string (other producers)."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def messages_receive(
+    *,
+    queue: str,
+    max_messages: int = 1,
+    wait_time_seconds: int = 0,
+    visibility_timeout: int | None = None,
+    received_by=None,
+) -> list[DeliveredMessage]:
+    queue_require(queue)
+    received = sqs_client.receive_messages(
+        queue=queue,
+        max_messages=max_messages,
+        wait_time_seconds=wait_time_seconds,
+        visibility_timeout=visibility_timeout,
+    )
+    delivered = []
+    try:
+        with transaction.atomic():
+            for raw in received:
+                body = parse_body(raw.body)
+                record = message_record_received(
+                    queue=queue, received=raw, body=body, actor=_actor(received_by)
+                )
+                delivered.append(
+                    DeliveredMessage(raw.message_id, body, raw.attributes, raw.receipt_handle, record)
+                )
+    except DatabaseError as exc:
+        # Hand the messages straight back to SQS rather than hiding them for a
+        # whole visibility timeout from every other consumer.
+        sqs_client.release_messages(queue=queue, receipt_handles=[m.receipt_handle for m in received])
+        raise errors.DatabaseUnavailable(
+            "The messages could not be recorded and were returned to the queue."
+        ) from exc
+    return delivered
+
+
+def message_record_find(*, queue: str, sqs_message_id: str, body: object) -> Message | None:
+    """The history row of a message, by SQS's id or, failing that, the StandardMessage id."""
+    record = Message.objects.filter(sqs_message_id=sqs_message_id).first()
+    if record is None and isinstance(body, dict) and _is_uuid(body.get("id")):
+        record = Message.objects.filter(queue=queue, standard_id=body["id"]).first()
+    return record
+
+
+def message_record_received(
+    *, queue: str, received: sqs_client.ReceivedMessage, body: object, actor: str
+) -> Message:
+    """Record a receive. A message from another producer gets its first row here."""
+    record = message_record_find(queue=queue, sqs_message_id=received.message_id, body=body)
+    if record is None:
+        record = Message(
+            queue=queue,
+            body=body,
+            attributes=received.attributes,
+            standard_id=body.get("id") if isinstance(body, dict) and _is_uuid(body.get("id")) else None,
+            task_type=_str(body.get("task_type")) if isinstance(body, dict) else "",
+            priority=_str(body.get("priority")) if isinstance(body, dict) else "",
+            correlation_id=_str(body.get("correlation_id"))[:128] if isinstance(body, dict) else "",
+            source=_str(body.get("source"))[:20] if isinstance(body, dict) else "",
+            sent_at=_sent_timestamp(received.system_attributes),
+        )
+    record.sqs_message_id = received.message_id
+    record.status = MessageStatus.RECEIVED
+    record.receipt_handle = received.receipt_handle
+    record.receive_count = int(received.system_attributes.get("ApproximateReceiveCount", 1))
+    record.save()
+    MessageEvent.objects.create(
+        message=record,
+        kind=EventKind.RECEIVED,
+        actor=actor,
+        detail={"receive_count": record.receive_count},
+    )
+    return record
+
+
+def message_delete(*, queue: str, receipt_handle: str, deleted_by=None) -> Message | None:
+    """Delete a received message from SQS by its receipt handle, then record it.
+
+    SQS first: once it has deleted the message, the delete has happened, and a
+    failure to record it is logged rather than reported as a failed delete.
+    """
+    queue_require(queue)
+    if not receipt_handle:
+        raise errors.InvalidReceiptHandle("receipt_handle is required.")
+    sqs_client.delete_message(queue=queue, receipt_handle=receipt_handle)
+    try:
+        with transaction.atomic():
+            record = Message.objects.filter(queue=queue, receipt_handle=receipt_handle).first()
+            if record is not None:
+                record.status = MessageStatus.DELETED
+                record.save(update_fields=["status", "updated_at"])
+                MessageEvent.objects.create(message=record, kind=EventKind.DELETED, actor=_actor(deleted_by))
+            return record
+    except DatabaseError:
+        logger.exception("Deleted a message from SQS but could not record the delete")
+        return None
+
+
+def _is_uuid(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _sent_timestamp(system_attributes: dict):
+    millis = system_attributes.get("SentTimestamp")
+    return datetime.fromtimestamp(int(millis) / 1000, tz=UTC) if millis else None
+
+
+# --- The test message ---------------------------------------------------------------
+
+
+def test_message_build() -> dict:
+    return {
+        "type": "test",
+        "message": "Hello from Wipsie!",
+        "source": "api_test",
+        "data": {
+            "test_id": "api-test-001",
+            "description": "Testing SQS integration via the Wipsie API",
+        },
+    }
+
+
+def test_message_send(*, sent_by=None) -> tuple[dict, OutgoingMessage]:
+    test_message = test_message_build()
+    outgoing = message_send(queue="default", message=test_message, sent_by=sent_by)
+    return test_message, outgoing

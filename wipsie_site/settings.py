@@ -1,0 +1,336 @@
+"""Wipsie settings: everything comes from the environment (and an optional `.env`).
+
+The names and defaults are the specification's (`../shared/spec/wipsie-spec.md`,
+"Configuration Management"). Values are read with django-environ, which fails
+loudly on a malformed value instead of guessing.
+"""
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from kombu.utils.url import safequote
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A `.env` beside manage.py is optional; real environment variables win over it.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A list setting, written either as the spec's JSON (`["a", "b"]`) or as `a,b`."""
+    raw = env.str(name, default="").strip()
+    if not raw:
+        return default
+    if raw.startswith("["):
+        try:
+            value = json.loads(raw)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name} is not a valid JSON list: {exc}") from exc
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ImproperlyConfigured(f"{name} must be a JSON list of strings")
+        return value
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# --- Core -------------------------------------------------------------------
+
+INSECURE_DEFAULT_SECRET_KEY = "insecure-wipsie-development-key-change-me"  # noqa: S105
+DEBUG = env.bool("DEBUG", default=False)
+SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_DEFAULT_SECRET_KEY)
+if not DEBUG and SECRET_KEY == INSECURE_DEFAULT_SECRET_KEY:
+    # Signed sessions and JWTs made with a published key can be forged by anyone.
+    raise ImproperlyConfigured(
+        "SECRET_KEY is not set. Set SECRET_KEY to a long random value "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
+        "or set DEBUG=true for local development."
+    )
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "drf_spectacular",
+    "django_prometheus",
+    "django_celery_results",
+    "django_celery_beat",
+    "sqs_app",
+    "tasks_app",
+]
+
+MIDDLEWARE = [
+    # Outermost, so that every response (errors from other middleware included)
+    # carries the request id and every log line inside the request can name it.
+    "sqs_app.middleware.RequestIdMiddleware",
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "sqs_app.middleware.RequestSizeLimitMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "wipsie_site.urls"
+CSRF_FAILURE_VIEW = "sqs_app.error_views.csrf_failure"
+WSGI_APPLICATION = "wipsie_site.wsgi.application"
+APPEND_SLASH = False  # The /sqs contract has no trailing slashes; never redirect a POST.
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+
+DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=10)
+DATABASE_MAX_OVERFLOW = env.int("DATABASE_MAX_OVERFLOW", default=20)
+
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # psycopg's pool keeps DATABASE_POOL_SIZE connections open and opens up to
+    # DATABASE_MAX_OVERFLOW more under load, the spec's SQLAlchemy-style names.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": DATABASE_POOL_SIZE,
+        "max_size": DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW,
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns connection lifetime
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Several gunicorn threads and a worker write to one file: wait for the lock
+    # instead of failing at once, and take the write lock at BEGIN so that two
+    # writers never deadlock upgrading a read lock.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=None)}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- API server -------------------------------------------------------------
+
+API_HOST = env.str("API_HOST", default="0.0.0.0")  # noqa: S104 - containers listen on all
+API_PORT = env.int("API_PORT", default=8000)
+API_RELOAD = env.bool("API_RELOAD", default=False)
+CORS_ALLOWED_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:4200"])
+
+# The largest request body accepted at all: ten messages of SQS's maximum size
+# plus JSON overhead. Larger bodies are refused with 413 before they are read.
+MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=3 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # JWT first: its WWW-Authenticate header makes an anonymous request a 401.
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
+        "user": env.str("API_THROTTLE_USER", default="100000/minute"),
+    },
+    "EXCEPTION_HANDLER": "sqs_app.errors.envelope_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
+JWT_EXPIRATION_HOURS = env.int("JWT_EXPIRATION_HOURS", default=24)
+SIMPLE_JWT = {
+    "ALGORITHM": JWT_ALGORITHM,
+    "SIGNING_KEY": SECRET_KEY,
+    "ACCESS_TOKEN_LIFETIME": timedelta(hours=JWT_EXPIRATION_HOURS),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=env.int("JWT_REFRESH_EXPIRATION_HOURS", default=168)),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Wipsie API",
+    "DESCRIPTION": (
+        "Send, receive and track messages on Wipsie's Amazon SQS queues. Every error "
+        "uses one envelope: {error: {code, message, details, timestamp, request_id}}."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- AWS and SQS ------------------------------------------------------------
+
+AWS_REGION = env.str("AWS_REGION", default="us-east-1")
+# Optional: without them boto3 uses its normal chain (instance role, ~/.aws, ...).
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default=None)
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default=None)
+# boto3 reads this standard variable itself; we read it too, to derive the broker URL.
+AWS_ENDPOINT_URL_SQS = env.str("AWS_ENDPOINT_URL_SQS", default=None)
+
+SQS_QUEUE_PREFIX = env.str("SQS_QUEUE_PREFIX", default="wipsie-")
+SQS_ACCOUNT_ID = env.str("SQS_ACCOUNT_ID", default="554510949034")
+# A message is dead-lettered by SQS itself after this many receives without a delete.
+SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=5)
+SQS_MAX_MESSAGE_BYTES = env.int("SQS_MAX_MESSAGE_BYTES", default=256 * 1024)
+# Connections in the boto3 pool: one per web-server thread, plus headroom.
+SQS_MAX_POOL_CONNECTIONS = env.int("SQS_MAX_POOL_CONNECTIONS", default=50)
+SQS_CONNECT_TIMEOUT_SECONDS = env.float("SQS_CONNECT_TIMEOUT_SECONDS", default=3.0)
+# Must exceed the longest long-poll (20 s) that /sqs/receive allows.
+SQS_READ_TIMEOUT_SECONDS = env.float("SQS_READ_TIMEOUT_SECONDS", default=30.0)
+
+# --- Celery -----------------------------------------------------------------
+
+
+def derive_broker_url() -> str:
+    """The SQS broker URL for kombu, pointing at the same SQS as the API and admin.
+
+    kombu takes the endpoint from the URL's host and port, and the credentials
+    from its user and password, which must be URL-quoted (secrets contain '/').
+    """
+    user = safequote(AWS_ACCESS_KEY_ID) if AWS_ACCESS_KEY_ID else ""
+    password = safequote(AWS_SECRET_ACCESS_KEY) if AWS_SECRET_ACCESS_KEY else ""
+    credentials = f"{user}:{password}@" if user else ""
+    if AWS_ENDPOINT_URL_SQS:
+        endpoint = urlsplit(AWS_ENDPOINT_URL_SQS)
+        return f"sqs://{credentials}{endpoint.netloc}"
+    return f"sqs://{credentials}"
+
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or derive_broker_url()
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "region": AWS_REGION,
+    "is_secure": not (AWS_ENDPOINT_URL_SQS or "").startswith("http://"),
+    # Celery's own task messages live on queues of their own under our prefix.
+    "queue_name_prefix": SQS_QUEUE_PREFIX,
+    # Longer than the longest task (CELERY_TASK_TIME_LIMIT): a message must not
+    # reappear while a worker is still working on it.
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+    "wait_time_seconds": env.int("CELERY_WAIT_TIME_SECONDS", default=10),
+    "polling_interval": env.float("CELERY_POLLING_INTERVAL", default=1.0),
+}
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_TASK_SERIALIZER = env.str("CELERY_TASK_SERIALIZER", default="json")
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = env_list("CELERY_ACCEPT_CONTENT", ["json"])
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Reliability with SQS: acknowledge (delete) only after the task finished, and
+# give the message back if the worker process dies under it.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Logging ----------------------------------------------------------------
+
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+LOG_FORMAT = env.str("LOG_FORMAT", default="json")
+LOG_FILE = env.str("LOG_FILE", default=None)
+
+_log_handlers = {
+    "console": {
+        "class": "logging.StreamHandler",
+        "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "text") else "json",
+        "filters": ["request_id"],
+    },
+}
+if LOG_FILE:
+    _log_handlers["file"] = {
+        "class": "logging.handlers.WatchedFileHandler",  # plays well with logrotate
+        "filename": LOG_FILE,
+        "formatter": _log_handlers["console"]["formatter"],
+        "filters": ["request_id"],
+    }
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "sqs_app.logging.RequestIdFilter"}},
+    "formatters": {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+            "rename_fields": {"asctime": "timestamp", "levelname": "level", "name": "logger"},
+        },
+        "text": {
+            "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s",
+        },
+    },
+    "handlers": _log_handlers,
+    "root": {"handlers": list(_log_handlers), "level": LOG_LEVEL},
+    "loggers": {
+        # The API's own error envelope already reports request errors.
+        "django.request": {"level": "ERROR"},
+        "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
+    },
+}
+
+# --- Email (notifications) ---------------------------------------------------
+
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="wipsie@localhost")
+
+# --- Security in production ---------------------------------------------------
+
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from sqs_app.api.views import HealthView
+
+urlpatterns = [
+    path("sqs/", include("sqs_app.api.urls")),
+    path("health", HealthView.as_view(), name="health"),
+    path("api/token/", TokenObtainPairView.as_view(), name="token-obtain"),
+    path("api/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+    path("", include("django_prometheus.urls")),  # /metrics
+]
+
+# Errors Django raises outside the API views get the same envelope.
+handler400 = "sqs_app.error_views.bad_request"
+handler403 = "sqs_app.error_views.permission_denied"
+handler404 = "sqs_app.error_views.page_not_found"
+handler500 = "sqs_app.error_views.server_error"
