@@ -146,7 +146,8 @@ Wipsie is running. Ctrl-C stops everything.
 
 Get a token and send a message:
   TOKEN=$(curl -s -X POST {base}/api/token/ -H 'Content-Type: application/json' \\
-      -d '{{"username": "{user}", "password": "{password}"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access"])')
+      -d '{{"username": "{user}", "password": "{password}"}}' \\
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["access"])')
   curl -s -X POST {base}/sqs/send -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
       -d '{{"queue_name": "default", "message": {{"task_type": "user_action", "message": "hello"}}}}'
 """,

@@ -192,7 +192,9 @@ def fetch(
             finally:
                 response.close()
             hop = _follow_redirect(hop, response.status_code, target)
-    raise PermanentTaskError(f"more than {policy.max_redirects} redirects starting at {url}")
+    raise PermanentTaskError(
+        f"more than {policy.max_redirects} redirects starting at {_describe(_parse_url(url))}"
+    )
 
 
 # ------------------------------------------------------------------ destination check
