@@ -63,7 +63,12 @@ class Message(models.Model):
     receipt_handle = models.CharField(max_length=1024, blank=True, db_index=True)
     receive_count = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # The Celery task that owns this message's processing; its result is the
+    # django-celery-results TaskResult with this task_id.
     celery_task_id = models.CharField(max_length=255, blank=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0, help_text="Processing attempts so far.")
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)

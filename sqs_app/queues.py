@@ -41,3 +41,8 @@ def all_queue_specs() -> list[QueueSpec]:
 
 def is_known_queue(name: str) -> bool:
     return name in _SUFFIXES
+
+
+def celery_queue_spec() -> QueueSpec:
+    """Celery's own task queue: not one of the four, but provisioned (with a DLQ) beside them."""
+    return QueueSpec("celery", settings.CELERY_TASK_DEFAULT_QUEUE)

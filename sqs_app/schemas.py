@@ -56,9 +56,9 @@ class NotificationDataSerializer(serializers.Serializer):
     def validate(self, attrs):
         recipient, kind = attrs["recipient"], attrs["notification_type"]
         if kind == "email":
-            serializers.EmailField().run_validation(recipient)
+            _recipient_check(serializers.EmailField(), recipient)
         elif kind == "webhook":
-            url = serializers.URLField().run_validation(recipient)
+            url = _recipient_check(serializers.URLField(), recipient)
             if not url.lower().startswith(("http://", "https://")):
                 raise serializers.ValidationError({"recipient": "A webhook must be http(s)."})
         elif kind == "sms" and not re.fullmatch(r"\+[1-9]\d{6,14}", recipient):
@@ -70,6 +70,18 @@ class NotificationDataSerializer(serializers.Serializer):
                 {"recipient": "A push recipient is an SNS platform endpoint ARN."}
             )
         return attrs
+
+
+def _recipient_check(field: serializers.Field, recipient: str) -> str:
+    """Validate the recipient with `field`, its errors named after `recipient`.
+
+    A field run on its own reports a bare list, which would surface as
+    `data.non_field_errors` and not tell the caller which field is wrong.
+    """
+    try:
+        return field.run_validation(recipient)
+    except serializers.ValidationError as exc:
+        raise serializers.ValidationError({"recipient": exc.detail}) from exc
 
 
 TASK_DATA_SCHEMAS: dict[str, type[serializers.Serializer]] = {

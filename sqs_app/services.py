@@ -284,9 +284,29 @@ def messages_receive(
 def message_record_find(*, queue: str, sqs_message_id: str, body: object) -> Message | None:
     """The history row of a message, by SQS's id or, failing that, the StandardMessage id."""
     record = Message.objects.filter(sqs_message_id=sqs_message_id).first()
-    if record is None and isinstance(body, dict) and _is_uuid(body.get("id")):
-        record = Message.objects.filter(queue=queue, standard_id=body["id"]).first()
+    standard_id = standard_id_of(body)
+    if record is None and standard_id:
+        record = Message.objects.filter(queue=queue, standard_id=standard_id).first()
     return record
+
+
+def message_record_new(
+    *, queue: str, sqs_message_id: str, body: object, attributes: dict | None = None, sent_at=None
+) -> Message:
+    """An unsaved history row for a message Wipsie did not send (another producer)."""
+    fields = body if isinstance(body, dict) else {}
+    return Message(
+        queue=queue,
+        sqs_message_id=sqs_message_id,
+        standard_id=standard_id_of(body),
+        body=body,
+        attributes=attributes or {},
+        task_type=_str(fields.get("task_type"))[:100],
+        priority=_str(fields.get("priority"))[:10],
+        correlation_id=_str(fields.get("correlation_id"))[:128],
+        source=_str(fields.get("source"))[:20],
+        sent_at=sent_at,
+    )
 
 
 def message_record_received(
@@ -295,15 +315,11 @@ def message_record_received(
     """Record a receive. A message from another producer gets its first row here."""
     record = message_record_find(queue=queue, sqs_message_id=received.message_id, body=body)
     if record is None:
-        record = Message(
+        record = message_record_new(
             queue=queue,
+            sqs_message_id=received.message_id,
             body=body,
             attributes=received.attributes,
-            standard_id=body.get("id") if isinstance(body, dict) and _is_uuid(body.get("id")) else None,
-            task_type=_str(body.get("task_type")) if isinstance(body, dict) else "",
-            priority=_str(body.get("priority")) if isinstance(body, dict) else "",
-            correlation_id=_str(body.get("correlation_id"))[:128] if isinstance(body, dict) else "",
-            source=_str(body.get("source"))[:20] if isinstance(body, dict) else "",
             sent_at=_sent_timestamp(received.system_attributes),
         )
     record.sqs_message_id = received.message_id
@@ -343,19 +359,109 @@ def message_delete(*, queue: str, receipt_handle: str, deleted_by=None) -> Messa
         return None
 
 
-def _is_uuid(value) -> bool:
+def standard_id_of(body: object) -> str | None:
+    """The StandardMessage `id` a body carries, if it carries a valid one."""
+    value = body.get("id") if isinstance(body, dict) else None
     if not isinstance(value, str):
-        return False
+        return None
     try:
         uuid.UUID(value)
     except ValueError:
-        return False
-    return True
+        return None
+    return value
 
 
 def _sent_timestamp(system_attributes: dict):
     millis = system_attributes.get("SentTimestamp")
     return datetime.fromtimestamp(int(millis) / 1000, tz=UTC) if millis else None
+
+
+# --- Dead letters and replays -------------------------------------------------------------
+
+DLQ_ERROR_ATTRIBUTE = "wipsie_last_error"
+
+
+def dead_letter_send(*, queue: str, body: object, error: str, retry_count: int) -> str:
+    """Put a message on its queue's DLQ with its retry_count and last error. Returns the DLQ id.
+
+    A StandardMessage carries both in its body (the spec's `retry_count`); a
+    body from another producer that is not a JSON object is kept byte for
+    byte, and the error travels as a message attribute.
+    """
+    if isinstance(body, dict):
+        encoded = json.dumps({**body, "retry_count": retry_count, "last_error": error})
+    else:
+        encoded = body if isinstance(body, str) else json.dumps(body)
+    attributes = {
+        DLQ_ERROR_ATTRIBUTE: {"DataType": "String", "StringValue": error[:1000] or "unknown"},
+        "wipsie_retry_count": {"DataType": "Number", "StringValue": str(retry_count)},
+    }
+    return sqs_client.send_message(
+        queue=queue, body=encoded, attributes=attributes, url=sqs_client.dlq_url(queue)
+    )
+
+
+@dataclass(frozen=True)
+class Replayed:
+    dlq_message_id: str
+    message_id: str  # the new SQS MessageId on the main queue
+    record: Message | None
+
+
+def dlq_redrive(
+    *, queue: str, max_messages: int = 10, only_ids: set[str] | None = None, replayed_by=None
+) -> list[Replayed]:
+    """Move messages from a queue's DLQ back onto the queue, to be processed again.
+
+    Receive, send, delete (moto has no StartMessageMoveTask, and selective
+    redrive needs this anyway). The history row is reset *before* the send, so
+    that a worker taking the message at once does not see an old outcome and
+    skip it as a duplicate; the DLQ copy is deleted only after the send, so a
+    crash in between duplicates the message rather than losing it.
+    `only_ids` restricts the redrive to those StandardMessage ids or SQS ids.
+    """
+    queue_require(queue)
+    replayed = []
+    dlq = sqs_client.dlq_url(queue)
+    for received in sqs_client.receive_messages(
+        queue=queue, max_messages=max_messages, visibility_timeout=30, url=dlq
+    ):
+        body = parse_body(received.body)
+        standard_id = standard_id_of(body)
+        if only_ids is not None and not ({received.message_id, standard_id} & only_ids):
+            sqs_client.release_messages(queue=queue, receipt_handles=[received.receipt_handle], url=dlq)
+            continue
+        if isinstance(body, dict):
+            body = {key: value for key, value in body.items() if key != "last_error"}
+        record = message_replay_record(queue=queue, body=body, actor=_actor(replayed_by))
+        encoded = json.dumps(body) if isinstance(body, dict) else received.body
+        message_id = sqs_client.send_message(queue=queue, body=encoded)
+        sqs_client.delete_message(queue=queue, receipt_handle=received.receipt_handle, url=dlq)
+        if record is not None:
+            Message.objects.filter(pk=record.pk).update(sqs_message_id=message_id)
+        replayed.append(Replayed(received.message_id, message_id, record))
+    return replayed
+
+
+def message_replay_record(*, queue: str, body: object, actor: str) -> Message | None:
+    """Reset a message's history for a replay: it may be processed once more."""
+    standard_id = standard_id_of(body)
+    if standard_id is None:
+        return None
+    with transaction.atomic():
+        record = Message.objects.select_for_update().filter(queue=queue, standard_id=standard_id).first()
+        if record is None:
+            return None
+        previous = record.status
+        record.status = MessageStatus.SENT
+        record.celery_task_id = ""
+        record.sqs_message_id = None
+        record.finished_at = None
+        record.save()
+        MessageEvent.objects.create(
+            message=record, kind=EventKind.REPLAYED, actor=actor, detail={"previous_status": previous}
+        )
+    return record
 
 
 # --- The test message ---------------------------------------------------------------

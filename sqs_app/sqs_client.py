@@ -1,4 +1,6 @@
-"""The one module that talks to Amazon SQS. Nothing else imports boto3 or botocore.
+"""The one module that talks to AWS: SQS, and SNS for notifications.
+
+Nothing else imports boto3 or botocore.
 
 - One boto3 client per process, built lazily and reused: building one costs
   tens of milliseconds, far more than a SendMessage. boto3 clients are
@@ -32,11 +34,11 @@ from botocore.exceptions import (
 from django.conf import settings
 
 from . import errors
-from .queues import DLQ_SUFFIX, QueueSpec, all_queue_specs, queue_spec
+from .queues import DLQ_SUFFIX, QueueSpec, all_queue_specs, celery_queue_spec, queue_spec
 
 _lock = threading.Lock()
-_client = None
-_client_pid: int | None = None
+_clients: dict[str, object] = {}  # service name -> client, for this process only
+_clients_pid: int | None = None
 _queue_urls: dict[str, str] = {}
 
 _THROTTLING_CODES = {"ThrottlingException", "RequestThrottled", "Throttling", "OverLimit"}
@@ -44,20 +46,28 @@ _MISSING_QUEUE_CODES = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNot
 _BAD_RECEIPT_CODES = {"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"}
 
 
-def get_client():
-    """The process's SQS client. Rebuilt after a fork: pooled sockets must not be shared."""
-    global _client, _client_pid
+def get_client(service: str = "sqs"):
+    """The process's client for an AWS service ("sqs" or "sns").
+
+    Rebuilt after a fork (Celery's prefork pool, gunicorn's workers): pooled
+    sockets must not be shared between processes.
+    """
+    global _clients_pid
     pid = os.getpid()
-    if _client is None or _client_pid != pid:
+    client = _clients.get(service) if _clients_pid == pid else None
+    if client is None:
         with _lock:
-            if _client is None or _client_pid != pid:
-                _client = _build_client()
-                _client_pid = pid
+            if _clients_pid != pid:
+                _clients.clear()
                 _queue_urls.clear()
-    return _client
+                _clients_pid = pid
+            client = _clients.get(service)
+            if client is None:
+                client = _clients[service] = _build_client(service)
+    return client
 
 
-def _build_client():
+def _build_client(service: str):
     config = Config(
         region_name=settings.AWS_REGION,
         max_pool_connections=settings.SQS_MAX_POOL_CONNECTIONS,
@@ -72,23 +82,24 @@ def _build_client():
             "aws_access_key_id": settings.AWS_ACCESS_KEY_ID,
             "aws_secret_access_key": settings.AWS_SECRET_ACCESS_KEY,
         }
-    endpoint = {"endpoint_url": settings.AWS_ENDPOINT_URL_SQS} if settings.AWS_ENDPOINT_URL_SQS else {}
-    return boto3.session.Session().client("sqs", config=config, **credentials, **endpoint)
+    endpoint_url = {"sqs": settings.AWS_ENDPOINT_URL_SQS, "sns": settings.AWS_ENDPOINT_URL_SNS}[service]
+    endpoint = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    return boto3.session.Session().client(service, config=config, **credentials, **endpoint)
 
 
 def reset() -> None:
     """Forget the client and cached queue URLs (after a settings change, in tests)."""
-    global _client, _client_pid
+    global _clients_pid
     with _lock:
-        _client = None
-        _client_pid = None
+        _clients.clear()
+        _clients_pid = None
         _queue_urls.clear()
 
 
 @contextlib.contextmanager
-def translated_errors(*, queue: str | None = None) -> Iterator[None]:
-    """Turn botocore's exceptions into Wipsie's domain errors."""
-    details = {"queue": queue} if queue else {}
+def translated_errors(**context: str) -> Iterator[None]:
+    """Turn botocore's exceptions into Wipsie's domain errors; `context` goes into details."""
+    details = {key: value for key, value in context.items() if value}
     try:
         yield
     except ClientError as exc:
@@ -235,7 +246,7 @@ def delete_message(*, queue: str, receipt_handle: str, url: str | None = None) -
             raise
 
 
-def release_messages(*, queue: str, receipt_handles: list[str]) -> None:
+def release_messages(*, queue: str, receipt_handles: list[str], url: str | None = None) -> None:
     """Make received messages visible again at once (visibility timeout 0). Best effort."""
     if not receipt_handles:
         return
@@ -244,7 +255,7 @@ def release_messages(*, queue: str, receipt_handles: list[str]) -> None:
         for index, handle in enumerate(receipt_handles)
     ]
     with contextlib.suppress(errors.WipsieError), translated_errors(queue=queue):
-        get_client().change_message_visibility_batch(QueueUrl=queue_url(queue), Entries=entries)
+        get_client().change_message_visibility_batch(QueueUrl=url or queue_url(queue), Entries=entries)
 
 
 def queue_depths(logical_name: str) -> dict[str, int]:
@@ -308,9 +319,36 @@ def ensure_queue(spec: QueueSpec) -> ProvisionedQueue:
 
 
 def ensure_all_queues() -> list[ProvisionedQueue]:
-    return [ensure_queue(spec) for spec in all_queue_specs()]
+    """The four Wipsie queues and Celery's task queue, each with its DLQ."""
+    return [ensure_queue(spec) for spec in [*all_queue_specs(), celery_queue_spec()]]
 
 
 def ping() -> None:
     """Raise a WipsieError unless SQS answers (used by the health check)."""
     queue_depths("default")
+
+
+# --- SNS (SMS and push notifications) -----------------------------------------------
+
+
+def sns_publish(
+    *,
+    message: str,
+    phone_number: str | None = None,
+    target_arn: str | None = None,
+    subject: str | None = None,
+) -> str:
+    """Publish an SMS (to a phone number) or a push (to a platform endpoint ARN).
+
+    Returns SNS's MessageId. Errors come out as WipsieErrors like SQS's:
+    throttling and unreachable endpoints are temporary, anything else is not.
+    """
+    params = {"Message": message}
+    if phone_number:
+        params["PhoneNumber"] = phone_number
+    if target_arn:
+        params["TargetArn"] = target_arn
+    if subject:
+        params["Subject"] = subject
+    with translated_errors(service="sns"):
+        return get_client("sns").publish(**params)["MessageId"]

@@ -66,7 +66,6 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_prometheus",
     "django_celery_results",
-    "django_celery_beat",
     "sqs_app",
     "tasks_app",
 ]
@@ -78,6 +77,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's static files under gunicorn, where Django itself won't.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "sqs_app.middleware.RequestSizeLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -151,6 +152,12 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Without collectstatic (make run, tests), serve straight from the apps' folders.
+WHITENOISE_USE_FINDERS = True
 
 # --- API server -------------------------------------------------------------
 
@@ -218,6 +225,8 @@ AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default=None)
 AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default=None)
 # boto3 reads this standard variable itself; we read it too, to derive the broker URL.
 AWS_ENDPOINT_URL_SQS = env.str("AWS_ENDPOINT_URL_SQS", default=None)
+# SNS delivers SMS and push notifications; same convention as SQS.
+AWS_ENDPOINT_URL_SNS = env.str("AWS_ENDPOINT_URL_SNS", default=None)
 
 SQS_QUEUE_PREFIX = env.str("SQS_QUEUE_PREFIX", default="wipsie-")
 SQS_ACCOUNT_ID = env.str("SQS_ACCOUNT_ID", default="554510949034")
@@ -252,8 +261,6 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or derive_broker_ur
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "region": AWS_REGION,
     "is_secure": not (AWS_ENDPOINT_URL_SQS or "").startswith("http://"),
-    # Celery's own task messages live on queues of their own under our prefix.
-    "queue_name_prefix": SQS_QUEUE_PREFIX,
     # Longer than the longest task (CELERY_TASK_TIME_LIMIT): a message must not
     # reappear while a worker is still working on it.
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
@@ -267,7 +274,8 @@ CELERY_TASK_SERIALIZER = env.str("CELERY_TASK_SERIALIZER", default="json")
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = env_list("CELERY_ACCEPT_CONTENT", ["json"])
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Celery's own task messages travel on a queue of their own, beside the four.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default=f"{SQS_QUEUE_PREFIX}celery")
 # Reliability with SQS: acknowledge (delete) only after the task finished, and
 # give the message back if the worker process dies under it.
 CELERY_TASK_ACKS_LATE = True
@@ -276,8 +284,33 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER",
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Beat's only job: every few seconds, put the recurring polls that are due on
+# the data_polling queue (tasks_app.polling). The schedules live in our own table.
+CELERY_BEAT_SCHEDULE = {
+    "enqueue-due-polls": {
+        "task": "tasks_app.tasks.enqueue_due_polls",
+        "schedule": env.float("POLL_SCHEDULER_TICK_SECONDS", default=5.0),
+    },
+}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# --- Workers ----------------------------------------------------------------
+
+# The logical queues whose plain StandardMessage bodies a worker consumes;
+# `default` is left to API clients that pull with /sqs/receive.
+WIPSIE_WORKER_QUEUES = env_list("WIPSIE_WORKER_QUEUES", ["data_polling", "task_processing", "notifications"])
+# Retries wait TASK_RETRY_BASE_SECONDS * 2**retries: 60 s, 120 s, 240 s by default.
+TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=60.0)
+TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=3)
+# Webhooks carry X-Wipsie-Signature: sha256=HMAC(secret, raw body).
+WEBHOOK_SIGNING_SECRET = env.str("WEBHOOK_SIGNING_SECRET", default=SECRET_KEY)
+# Outbound HTTP (polling, webhooks) may reach private and loopback addresses only
+# when this is on (local development); link-local and cloud metadata never.
+OUTBOUND_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", default=False)
+OUTBOUND_TIMEOUT_SECONDS = env.float("OUTBOUND_TIMEOUT_SECONDS", default=10.0)
+OUTBOUND_MAX_RESPONSE_BYTES = env.int("OUTBOUND_MAX_RESPONSE_BYTES", default=1024 * 1024)
+# How much of a polled payload is kept with each poll result.
+POLL_RESULT_MAX_BYTES = env.int("POLL_RESULT_MAX_BYTES", default=64 * 1024)
 
 # --- Logging ----------------------------------------------------------------
 

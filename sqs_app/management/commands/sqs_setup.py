@@ -1,4 +1,4 @@
-"""Create Wipsie's four queues and their dead-letter queues. Safe to run again."""
+"""Create Wipsie's four queues, Celery's task queue, and their DLQs. Safe to run again."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -7,7 +7,7 @@ from sqs_app.errors import WipsieError
 
 
 class Command(BaseCommand):
-    help = "Create (idempotently) the four Wipsie queues and their DLQs on the configured SQS."
+    help = "Create (idempotently) the four Wipsie queues, Celery's task queue, and their DLQs."
 
     def handle(self, *args, **options):
         try:

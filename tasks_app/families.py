@@ -1,0 +1,51 @@
+"""The three task families, by task_type, and the one validation they share.
+
+A handler takes the StandardMessage, its validated `data` and its history row,
+and returns the JSON-serialisable result that Celery stores as the task result.
+"""
+
+from sqs_app.models import Message
+from sqs_app.schemas import StandardMessageSerializer
+
+from .errors import PermanentTaskError
+from .notifications import notification_send
+from .polling import poll_source
+from .processing import run_processing
+
+
+def validated_task_data(body: object, *, task_type: str) -> dict:
+    """The message's `data`, validated by the same schema the API uses, or a permanent failure."""
+    if not isinstance(body, dict):
+        raise PermanentTaskError("the message body is not a JSON object")
+    serializer = StandardMessageSerializer(data=body)
+    if not serializer.is_valid():
+        raise PermanentTaskError(f"invalid {task_type} message: {_flatten(serializer.errors)}")
+    return serializer.validated_data["data"]
+
+
+def _flatten(errors, prefix: str = "") -> str:
+    if isinstance(errors, dict):
+        return "; ".join(_flatten(value, f"{prefix}{key}.") for key, value in errors.items())
+    if isinstance(errors, list):
+        return f"{prefix.rstrip('.')}: " + " ".join(str(e) for e in errors)
+    return f"{prefix.rstrip('.')}: {errors}"
+
+
+def _processing(*, message: dict, data: dict, record: Message) -> dict:
+    return run_processing(
+        operation=data["operation"],
+        input_data=data["input_data"],
+        output_format=data["output_format"],
+        processing_options=data.get("processing_options"),
+    )
+
+
+def _notification(*, message: dict, data: dict, record: Message) -> dict:
+    return notification_send(message=message, data=data)
+
+
+def _data_polling(*, message: dict, data: dict, record: Message) -> dict:
+    return poll_source(message=message, data=data, record=record)
+
+
+HANDLERS = {"data_polling": _data_polling, "processing": _processing, "notification": _notification}
