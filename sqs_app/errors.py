@@ -143,7 +143,11 @@ def validation_details(detail) -> dict:
     def walk(node, path: str) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                walk(value, f"{path}.{key}" if path else str(key))
+                if isinstance(key, int):
+                    # DRF keys list items' errors by index (LIST_SERIALIZER_ERRORS_AS_DICT).
+                    walk(value, f"{path}[{key}]")
+                else:
+                    walk(value, f"{path}.{key}" if path else str(key))
         elif isinstance(node, list) and node and not all(isinstance(i, str) for i in node):
             for index, value in enumerate(node):
                 if value:

@@ -1,10 +1,12 @@
 """Reads of the message history."""
 
 import contextlib
+import json
 import uuid
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
+from django_celery_results.models import TaskResult
 
 from . import errors
 from .models import Message
@@ -51,3 +53,24 @@ def message_get(*, message_id: str) -> Message:
     if message is None:
         raise errors.MessageNotFound(details={"message_id": message_id})
     return message
+
+
+def message_task_result(*, message: Message):
+    """The django-celery-results row of the task that processed the message, if any.
+
+    django-celery-results has no foreign-key hook: the message keeps the
+    Celery task id, and this joins on it.
+    """
+    if not message.celery_task_id:
+        return None
+    task_result = TaskResult.objects.filter(task_id=message.celery_task_id).first()
+    if task_result is not None:
+        task_result.result = _decoded(task_result.result)
+    return task_result
+
+
+def _decoded(value):
+    try:
+        return json.loads(value) if value is not None else None
+    except ValueError:
+        return value

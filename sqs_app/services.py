@@ -409,7 +409,7 @@ class Replayed:
 
 
 def dlq_redrive(
-    *, queue: str, max_messages: int = 10, only_ids: set[str] | None = None, replayed_by=None
+    *, queue: str, max_messages: int = 100, only_ids: set[str] | None = None, replayed_by=None
 ) -> list[Replayed]:
     """Move messages from a queue's DLQ back onto the queue, to be processed again.
 
@@ -418,29 +418,49 @@ def dlq_redrive(
     that a worker taking the message at once does not see an old outcome and
     skip it as a duplicate; the DLQ copy is deleted only after the send, so a
     crash in between duplicates the message rather than losing it.
-    `only_ids` restricts the redrive to those StandardMessage ids or SQS ids.
+    `only_ids` restricts the redrive to those StandardMessage ids or SQS ids;
+    the others are looked at, kept hidden while the DLQ is searched, then
+    handed back.
     """
     queue_require(queue)
-    replayed = []
     dlq = sqs_client.dlq_url(queue)
-    for received in sqs_client.receive_messages(
-        queue=queue, max_messages=max_messages, visibility_timeout=30, url=dlq
-    ):
-        body = parse_body(received.body)
-        standard_id = standard_id_of(body)
-        if only_ids is not None and not ({received.message_id, standard_id} & only_ids):
-            sqs_client.release_messages(queue=queue, receipt_handles=[received.receipt_handle], url=dlq)
-            continue
-        if isinstance(body, dict):
-            body = {key: value for key, value in body.items() if key != "last_error"}
-        record = message_replay_record(queue=queue, body=body, actor=_actor(replayed_by))
-        encoded = json.dumps(body) if isinstance(body, dict) else received.body
-        message_id = sqs_client.send_message(queue=queue, body=encoded)
-        sqs_client.delete_message(queue=queue, receipt_handle=received.receipt_handle, url=dlq)
-        if record is not None:
-            Message.objects.filter(pk=record.pk).update(sqs_message_id=message_id)
-        replayed.append(Replayed(received.message_id, message_id, record))
+    replayed: list[Replayed] = []
+    skipped: list[str] = []
+    looked_at = 0
+    try:
+        while looked_at < max_messages:
+            batch = sqs_client.receive_messages(
+                queue=queue, max_messages=min(10, max_messages - looked_at), visibility_timeout=60, url=dlq
+            )
+            if not batch:
+                break
+            looked_at += len(batch)
+            for received in batch:
+                body = parse_body(received.body)
+                if only_ids is not None and not ({received.message_id, standard_id_of(body)} & only_ids):
+                    skipped.append(received.receipt_handle)
+                    continue
+                replayed.append(
+                    _replay_one(queue=queue, dlq=dlq, received=received, body=body, actor=_actor(replayed_by))
+                )
+            if only_ids is not None and len(replayed) >= len(only_ids):
+                break
+    finally:
+        for start in range(0, len(skipped), 10):
+            sqs_client.release_messages(queue=queue, receipt_handles=skipped[start : start + 10], url=dlq)
     return replayed
+
+
+def _replay_one(*, queue: str, dlq: str, received, body: object, actor: str) -> Replayed:
+    if isinstance(body, dict):
+        body = {key: value for key, value in body.items() if key != "last_error"}
+    record = message_replay_record(queue=queue, body=body, actor=actor)
+    encoded = json.dumps(body) if isinstance(body, dict) else received.body
+    message_id = sqs_client.send_message(queue=queue, body=encoded)
+    sqs_client.delete_message(queue=queue, receipt_handle=received.receipt_handle, url=dlq)
+    if record is not None:
+        Message.objects.filter(pk=record.pk).update(sqs_message_id=message_id)
+    return Replayed(received.message_id, message_id, record)
 
 
 def message_replay_record(*, queue: str, body: object, actor: str) -> Message | None:

@@ -258,17 +258,16 @@ def release_messages(*, queue: str, receipt_handles: list[str], url: str | None 
         get_client().change_message_visibility_batch(QueueUrl=url or queue_url(queue), Entries=entries)
 
 
-def queue_depths(logical_name: str) -> dict[str, int]:
-    """Approximate visible, in-flight and delayed message counts of a queue."""
+def queue_depths(logical_name: str, *, dead_letters: bool = False) -> dict[str, int]:
+    """Approximate visible, in-flight and delayed message counts of a queue (or its DLQ)."""
     names = [
         "ApproximateNumberOfMessages",
         "ApproximateNumberOfMessagesNotVisible",
         "ApproximateNumberOfMessagesDelayed",
     ]
     with translated_errors(queue=logical_name):
-        attributes = get_client().get_queue_attributes(
-            QueueUrl=queue_url(logical_name), AttributeNames=names
-        )["Attributes"]
+        url = dlq_url(logical_name) if dead_letters else queue_url(logical_name)
+        attributes = get_client().get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
     return {
         "visible": int(attributes.get("ApproximateNumberOfMessages", 0)),
         "in_flight": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),

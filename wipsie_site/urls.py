@@ -7,6 +7,7 @@ from sqs_app.api.views import HealthView
 
 urlpatterns = [
     path("sqs/", include("sqs_app.api.urls")),
+    path("sqs/", include("tasks_app.api.urls")),
     path("health", HealthView.as_view(), name="health"),
     path("api/token/", TokenObtainPairView.as_view(), name="token-obtain"),
     path("api/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),

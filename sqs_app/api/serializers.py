@@ -5,6 +5,7 @@ frame it for HTTP. The response serializers exist so that the OpenAPI schema
 shows the exact shapes the spec fixes.
 """
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import EventKind, Message, MessageEvent, MessageStatus
@@ -51,6 +52,16 @@ class MessageListQuerySerializer(serializers.Serializer):
     created_before = serializers.DateTimeField(required=False)
     page = serializers.IntegerField(min_value=1, required=False)
     page_size = serializers.IntegerField(min_value=1, max_value=200, required=False)
+
+
+class RedriveRequestSerializer(serializers.Serializer):
+    message_ids = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        required=False,
+        max_length=100,
+        help_text="Only these messages (StandardMessage ids or SQS ids); all when absent.",
+    )
+    max_messages = serializers.IntegerField(min_value=1, max_value=1000, default=100)
 
 
 # --- Responses -----------------------------------------------------------------------
@@ -113,6 +124,17 @@ class TestMessageResponseSerializer(serializers.Serializer):
     result = TestMessageResultSerializer()
 
 
+class ReplayedSerializer(serializers.Serializer):
+    dlq_message_id = serializers.CharField()
+    message_id = serializers.CharField(help_text="The new SQS MessageId on the queue.")
+
+
+class RedriveResponseSerializer(serializers.Serializer):
+    queue = serializers.CharField()
+    replayed = serializers.IntegerField()
+    messages = ReplayedSerializer(many=True)
+
+
 class HealthResponseSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "error"])
     checks = serializers.DictField(child=serializers.DictField())
@@ -146,20 +168,40 @@ class MessageRecordSerializer(serializers.ModelSerializer):
             "source",
             "sent_by",
             "receive_count",
+            "attempts",
             "last_error",
             "created_at",
             "updated_at",
             "sent_at",
+            "processing_started_at",
+            "finished_at",
         ]
 
 
+class TaskResultSerializer(serializers.Serializer):
+    """The Celery task result (django-celery-results) of the message's processing."""
+
+    task_id = serializers.CharField()
+    task_name = serializers.CharField(allow_null=True)
+    status = serializers.CharField(help_text="Celery state: STARTED, RETRY, SUCCESS, FAILURE.")
+    result = serializers.JSONField(allow_null=True, help_text="The output, or the error.")
+    date_created = serializers.DateTimeField()
+    date_done = serializers.DateTimeField(allow_null=True)
+
+
 class MessageDetailSerializer(MessageRecordSerializer):
-    """One message with its body, attributes and event timeline."""
+    """One message with its body, attributes, event timeline and task result."""
 
     events = MessageEventSerializer(many=True, read_only=True)
+    task_result = serializers.SerializerMethodField()
 
     class Meta(MessageRecordSerializer.Meta):
-        fields = MessageRecordSerializer.Meta.fields + ["body", "attributes", "events"]
+        fields = MessageRecordSerializer.Meta.fields + ["body", "attributes", "events", "task_result"]
+
+    @extend_schema_field(TaskResultSerializer(allow_null=True))
+    def get_task_result(self, message: Message):
+        task_result = self.context.get("task_result")
+        return TaskResultSerializer(task_result).data if task_result else None
 
 
 class ErrorDetailSerializer(serializers.Serializer):

@@ -9,6 +9,7 @@ urlpatterns = [
     path("receive/<str:queue_name>", views.ReceiveView.as_view(), name="sqs-receive"),
     path("message/<str:queue_name>", views.DeleteView.as_view(), name="sqs-delete"),
     path("test-message", views.TestMessageView.as_view(), name="sqs-test-message"),
+    path("dlq/<str:queue_name>/redrive", views.RedriveView.as_view(), name="sqs-dlq-redrive"),
     path("messages", views.MessageListView.as_view(), name="sqs-messages"),
     path("messages/<str:message_id>", views.MessageDetailView.as_view(), name="sqs-message-detail"),
 ]

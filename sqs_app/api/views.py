@@ -171,6 +171,25 @@ class TestMessageView(APIView):
         )
 
 
+class RedriveView(APIView):
+    @extend_schema(
+        summary="Replay dead-lettered messages onto their queue",
+        request=s.RedriveRequestSerializer,
+        responses={200: s.RedriveResponseSerializer, **_errors(404, 422, *COMMON_ERRORS, *SQS_ERRORS)},
+    )
+    def post(self, request, queue_name: str):
+        data = parse_body(s.RedriveRequestSerializer, request)
+        ids = data.get("message_ids")
+        replayed = services.dlq_redrive(
+            queue=queue_name,
+            max_messages=data["max_messages"],
+            only_ids=set(ids) if ids else None,
+            replayed_by=request.user,
+        )
+        messages = [{"dlq_message_id": r.dlq_message_id, "message_id": r.message_id} for r in replayed]
+        return Response({"queue": queue_name, "replayed": len(messages), "messages": messages})
+
+
 class MessagePagination(PageNumberPagination):
     page_size = 50
     page_size_query_param = "page_size"
@@ -205,7 +224,8 @@ class MessageDetailView(APIView):
     )
     def get(self, request, message_id: str):
         message = selectors.message_get(message_id=message_id)
-        return Response(s.MessageDetailSerializer(message).data)
+        task_result = selectors.message_task_result(message=message)
+        return Response(s.MessageDetailSerializer(message, context={"task_result": task_result}).data)
 
 
 class HealthView(APIView):

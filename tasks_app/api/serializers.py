@@ -1,0 +1,22 @@
+from rest_framework import serializers
+
+from ..models import PollSchedule
+
+
+class PollScheduleSerializer(serializers.ModelSerializer):
+    origin_message_id = serializers.CharField(source="origin.sqs_message_id", default=None, read_only=True)
+
+    class Meta:
+        model = PollSchedule
+        fields = [
+            "id",
+            "source_url",
+            "filters",
+            "interval_seconds",
+            "active",
+            "next_poll_at",
+            "last_poll_time",
+            "created_at",
+            "stopped_at",
+            "origin_message_id",
+        ]

@@ -1,0 +1,32 @@
+"""Recurring polls: list them, stop one."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from sqs_app.api.serializers import ErrorEnvelopeSerializer
+
+from .. import polling
+from ..models import PollSchedule
+from .serializers import PollScheduleSerializer
+
+_ERRORS = {code: OpenApiResponse(ErrorEnvelopeSerializer) for code in (401, 404, 429)}
+
+
+class PollListView(APIView):
+    @extend_schema(summary="Recurring polls", responses={200: PollScheduleSerializer(many=True), **_ERRORS})
+    def get(self, request):
+        schedules = PollSchedule.objects.select_related("origin")
+        if request.query_params.get("active") in ("true", "false"):
+            schedules = schedules.filter(active=request.query_params["active"] == "true")
+        return Response(PollScheduleSerializer(schedules, many=True).data)
+
+
+class PollStopView(APIView):
+    @extend_schema(
+        summary="Stop a recurring poll", request=None, responses={200: PollScheduleSerializer, **_ERRORS}
+    )
+    def post(self, request, schedule_id: int):
+        schedule = polling.poll_schedule_stop(schedule=get_object_or_404(PollSchedule, pk=schedule_id))
+        return Response(PollScheduleSerializer(schedule).data)
