@@ -188,7 +188,12 @@ def envelope_exception_handler(exc, context):
         details = {}
         if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
             details["retry_after_seconds"] = int(exc.wait)
-        body = error_body(code, str(exc.detail), details)
+        message = exc.detail
+        if isinstance(message, dict):
+            # simplejwt's InvalidToken carries {"detail", "code", "messages"}: say
+            # its sentence rather than the repr of a dict.
+            message = message.get("detail", exc.default_detail)
+        body = error_body(code, str(message), details)
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
         if getattr(exc, "wait", None):

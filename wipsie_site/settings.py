@@ -360,6 +360,9 @@ LOGGING = {
 # --- Email (notifications) ---------------------------------------------------
 
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+if "EMAIL_FILE_PATH" in vars() and not EMAIL_FILE_PATH.startswith("/"):  # noqa: F821
+    # django-environ drops the leading slash of filemail:///abs/path; put it back.
+    EMAIL_FILE_PATH = "/" + EMAIL_FILE_PATH  # noqa: F821
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="wipsie@localhost")
 
 # --- Security in production ---------------------------------------------------
