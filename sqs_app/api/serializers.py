@@ -135,6 +135,10 @@ class RedriveResponseSerializer(serializers.Serializer):
     messages = ReplayedSerializer(many=True)
 
 
+class LivenessResponseSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok"])
+
+
 class HealthResponseSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["ok", "error"])
     checks = serializers.DictField(child=serializers.DictField())

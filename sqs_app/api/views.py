@@ -228,6 +228,18 @@ class MessageDetailView(APIView):
         return Response(s.MessageDetailSerializer(message, context={"task_result": task_result}).data)
 
 
+class LivenessView(APIView):
+    """The process answers: for a liveness probe, which must not restart pods when SQS is down."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
+
+    @extend_schema(summary="Liveness of this process", responses={200: s.LivenessResponseSerializer})
+    def get(self, request):
+        return Response({"status": "ok"})
+
+
 class HealthView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]

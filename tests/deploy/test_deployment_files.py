@@ -478,9 +478,10 @@ def test_the_api_probes_ask_health_on_the_container_port_with_an_allowed_host(ma
     container = only_container(manifests, "wipsie-api")
     container_ports = {port["containerPort"] for port in container["ports"]}
     allowed_hosts = configmap(manifests)["data"]["ALLOWED_HOSTS"].split(",")
-    for probe_name in ("livenessProbe", "readinessProbe"):
+    # Liveness must not depend on SQS or the database: an outage would restart every pod.
+    for probe_name, path in (("livenessProbe", "/health/live"), ("readinessProbe", "/health")):
         probe = container[probe_name]["httpGet"]
-        assert probe["path"] == "/health"
+        assert probe["path"] == path
         assert resolve_port(container, probe["port"]) in container_ports
         # The kubelet calls the pod's IP; Django answers 400 to a Host it does not allow.
         (host,) = [header["value"] for header in probe.get("httpHeaders", []) if header["name"] == "Host"]
