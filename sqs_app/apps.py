@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class SqsAppConfig(AppConfig):
     name = "sqs_app"
     verbose_name = "SQS messages"
+
+    def ready(self):
+        from .metrics import register_collector
+
+        register_collector()

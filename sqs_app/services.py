@@ -27,6 +27,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from . import errors, sqs_client
+from .metrics import MESSAGES_DELETED, MESSAGES_RECEIVED, MESSAGES_SENT
 from .models import EventKind, Message, MessageEvent, MessageStatus
 from .queues import LOGICAL_QUEUES, is_known_queue
 from .schemas import attributes_size, build_standard_message
@@ -142,6 +143,15 @@ def _reserve(*, queue: str, batch: list[OutgoingMessage], sent_by) -> None:
     ids = [m.body["id"] for m in batch]
     if len(set(ids)) != len(ids):
         raise errors.ValidationFailed("Two messages in one batch carry the same id.", details={"ids": ids})
+    try:
+        _reserve_rows(queue=queue, batch=batch, ids=ids, sent_by=sent_by)
+    except DatabaseError as exc:
+        # A refusal like any other, so that every caller (the admin, the poll
+        # scheduler) handles it as one: nothing was sent.
+        raise errors.DatabaseUnavailable("The database could not be reached; nothing was sent.") from exc
+
+
+def _reserve_rows(*, queue: str, batch: list[OutgoingMessage], ids: list[str], sent_by) -> None:
     with transaction.atomic():
         existing = {
             str(m.standard_id): m
@@ -193,6 +203,7 @@ def _confirm(batch: list[OutgoingMessage], *, actor: str) -> None:
     now = timezone.now()
     records = []
     for outgoing in batch:
+        MESSAGES_SENT.labels(queue=outgoing.body["queue"], source=outgoing.body["source"]).inc()
         record = outgoing.record
         record.sqs_message_id = outgoing.message_id
         record.status = MessageStatus.SENT
@@ -260,6 +271,7 @@ def messages_receive(
         wait_time_seconds=wait_time_seconds,
         visibility_timeout=visibility_timeout,
     )
+    MESSAGES_RECEIVED.labels(queue=queue).inc(len(received))
     delivered = []
     try:
         with transaction.atomic():
@@ -346,6 +358,7 @@ def message_delete(*, queue: str, receipt_handle: str, deleted_by=None) -> Messa
     if not receipt_handle:
         raise errors.InvalidReceiptHandle("receipt_handle is required.")
     sqs_client.delete_message(queue=queue, receipt_handle=receipt_handle)
+    MESSAGES_DELETED.labels(queue=queue).inc()
     try:
         with transaction.atomic():
             record = Message.objects.filter(queue=queue, receipt_handle=receipt_handle).first()
