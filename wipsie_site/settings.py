@@ -134,7 +134,6 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-DATABASES["default"]["TEST"] = {"NAME": env.str("TEST_DATABASE_NAME", default=None)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -229,6 +228,8 @@ AWS_ENDPOINT_URL_SQS = env.str("AWS_ENDPOINT_URL_SQS", default=None)
 AWS_ENDPOINT_URL_SNS = env.str("AWS_ENDPOINT_URL_SNS", default=None)
 
 SQS_QUEUE_PREFIX = env.str("SQS_QUEUE_PREFIX", default="wipsie-")
+# The spec's setting, kept for compatibility. Wipsie resolves queue URLs by name
+# (GetQueueUrl, once per process), which works on AWS and on any emulator alike.
 SQS_ACCOUNT_ID = env.str("SQS_ACCOUNT_ID", default="554510949034")
 # A message is dead-lettered by SQS itself after this many receives without a delete.
 SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=5)
