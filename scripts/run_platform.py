@@ -10,6 +10,7 @@ DATABASE_URL=postgres://postgres@127.0.0.1:5432/wipsie make run
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -51,20 +52,36 @@ def main() -> int:
     (RUN_DIR / "outbox").mkdir(exist_ok=True)
     processes: list[subprocess.Popen] = []
 
-    def stop_all(*_):
-        for process in processes:
+    def stop_all():
+        # The servers first, the local SQS last: a worker finishing a task still needs it.
+        for process in reversed(processes):
             if process.poll() is None:
                 process.terminate()
-        deadline = time.monotonic() + 15
-        for process in processes:
             try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                process.kill()
+                # Each part leads its own process group: this reaches gunicorn's
+                # workers and Celery's pool too, so nothing is left holding a port.
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Explicit handlers: a shell that starts us in the background may have set
+    # SIGINT to "ignore", and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    for port, what in ((SQS_PORT, "LOCAL_SQS_PORT"), (API_PORT, "API_PORT")):
+        if port_in_use(port):
+            print(f"Port {port} is already in use (another `make run`?). Stop it, or set {what}.")
+            return 1
     try:
-        processes.append(start("sqs", [BIN / "moto_server", "-H", "127.0.0.1", "-p", str(SQS_PORT)], env))
+        processes.append(
+            start(
+                "sqs",
+                [BIN / "moto_server", "-H", "127.0.0.1", "-p", str(SQS_PORT)],
+                env,
+                log=RUN_DIR / "sqs.log",  # one line per request: too chatty for the terminal
+            )
+        )
         wait_for(f"http://127.0.0.1:{SQS_PORT}/moto-api/", "the local SQS")
         manage("migrate", "--noinput", env=env)
         manage("sqs_setup", env=env)
@@ -80,15 +97,30 @@ def main() -> int:
         print(f"\n{failed.args[0]} exited with {failed.returncode}; stopping everything.", flush=True)
         return 1
     except KeyboardInterrupt:
-        print("\nStopping...", flush=True)
+        print("\nStopping (Ctrl-C)...", flush=True)
         return 0
     finally:
         stop_all()
 
 
-def start(name: str, command: list, env: dict) -> subprocess.Popen:
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start(name: str, command: list, env: dict, log: Path | None = None) -> subprocess.Popen:
     print(f"[{name}] {' '.join(str(part) for part in command)}", flush=True)
-    return subprocess.Popen([str(part) for part in command], cwd=ROOT, env=env)
+    output = log.open("a") if log else None
+    # Each in its own session: Ctrl-C reaches only this supervisor, which then
+    # stops the parts in order instead of all of them racing at once.
+    return subprocess.Popen(
+        [str(part) for part in command],
+        cwd=ROOT,
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT if output else None,
+        start_new_session=True,
+    )
 
 
 def manage(*args: str, env: dict) -> None:
