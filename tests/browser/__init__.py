@@ -1,0 +1,1 @@
+"""The admin in a real browser: headless Chromium against pytest-django's live_server."""
