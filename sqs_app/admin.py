@@ -16,8 +16,19 @@ from django.utils.html import format_html
 from . import selectors, services, sqs_client
 from .api.serializers import SendRequestSerializer
 from .errors import WipsieError, validation_details
-from .models import Message, MessageEvent, MessageStatus
+from .models import EventKind, Message, MessageEvent, MessageStatus
 from .queues import LOGICAL_QUEUES
+
+
+def _dlq_key(message: Message) -> str:
+    """What the message's DLQ copy is known by: its StandardMessage id, or else the
+    DLQ's own SQS id recorded with the outcome. The copy is a new SQS message, so
+    the original SQS id of a body from another producer never matches it.
+    """
+    if message.standard_id:
+        return str(message.standard_id)
+    outcome = message.events.filter(kind__in=[EventKind.FAILED, EventKind.DEAD_LETTERED]).last()
+    return (outcome.detail.get("dlq_message_id") if outcome else None) or message.sqs_message_id
 
 
 class MessageEventInline(admin.TabularInline):
@@ -115,7 +126,7 @@ class MessageAdmin(admin.ModelAdmin):
         replayable = queryset.filter(status__in=[MessageStatus.FAILED, MessageStatus.DEAD_LETTERED])
         by_queue: dict[str, set[str]] = {}
         for message in replayable:
-            by_queue.setdefault(message.queue, set()).add(str(message.standard_id or message.sqs_message_id))
+            by_queue.setdefault(message.queue, set()).add(_dlq_key(message))
         replayed = 0
         for queue, ids in by_queue.items():
             try:

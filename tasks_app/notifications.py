@@ -19,7 +19,7 @@ import smtplib
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.template import TemplateDoesNotExist
+from django.template import Context, TemplateDoesNotExist
 from django.template.loader import get_template
 
 from sqs_app import sqs_client
@@ -64,11 +64,15 @@ def _email(message: dict, data: dict) -> dict:
         email.send()
     except smtplib.SMTPRecipientsRefused as exc:
         raise PermanentTaskError(f"the mail server refused {data['recipient']}") from exc
-    except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, OSError) as exc:
+    except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError) as exc:
         raise TemporaryTaskError(f"mail server unavailable: {exc}") from exc
     except smtplib.SMTPResponseException as exc:
         error = PermanentTaskError if 500 <= exc.smtp_code < 600 else TemporaryTaskError
         raise error(f"mail server answered {exc.smtp_code}: {exc.smtp_error!r}") from exc
+    except OSError as exc:
+        # Last: every smtplib exception is an OSError, so caught any earlier this
+        # would retry a 5xx rejection as if the server were only unreachable.
+        raise TemporaryTaskError(f"mail server unavailable: {exc}") from exc
     return {"recipient": data["recipient"], "template_id": data.get("template_id")}
 
 
@@ -76,7 +80,10 @@ def _render(template_id: str | None, context: dict) -> tuple[str, str | None]:
     if not template_id:
         return context["body"], None
     try:
-        text = get_template(f"notifications/{template_id}.txt").render(context)
+        # Plain text is not HTML: without autoescape off, "O'Brien" arrives as "O&#x27;Brien".
+        text = get_template(f"notifications/{template_id}.txt").template.render(
+            Context(context, autoescape=False)
+        )
     except TemplateDoesNotExist as exc:
         raise PermanentTaskError(f"template_id '{template_id}': no such notification template") from exc
     try:

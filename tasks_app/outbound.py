@@ -334,9 +334,7 @@ def _new_client() -> httpx.Client:
     )
 
 
-def _send(
-    client: httpx.Client, hop: _Hop, policy: OutboundPolicy, deadline: float
-) -> httpx.Response:
+def _send(client: httpx.Client, hop: _Hop, policy: OutboundPolicy, deadline: float) -> httpx.Response:
     """Check the hop's destination, then send it; the response body is not read yet."""
     addresses = _checked_addresses(hop.url, policy)
     timeout = _hop_timeout(policy, deadline)
@@ -390,9 +388,7 @@ def _send_to_first_reachable(
 def _hop_timeout(policy: OutboundPolicy, deadline: float) -> httpx.Timeout:
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise TemporaryTaskError(
-            f"overall deadline of {policy.total_timeout_seconds}s exceeded (redirects)"
-        )
+        raise TemporaryTaskError(f"overall deadline of {policy.total_timeout_seconds}s exceeded (redirects)")
     return httpx.Timeout(min(policy.timeout_seconds, remaining))
 
 
@@ -436,9 +432,7 @@ def _follow_redirect(hop: _Hop, status_code: int, target: httpx.URL) -> _Hop:
     """The next hop, per RFC 9110 15.4: 303 (and 301/302 after POST) become a GET."""
     headers = hop.headers.copy()
     method, content = hop.method, hop.content
-    if (status_code == 303 and method != "HEAD") or (
-        status_code in (301, 302) and method == "POST"
-    ):
+    if (status_code == 303 and method != "HEAD") or (status_code in (301, 302) and method == "POST"):
         method, content = "GET", None
         for name in ("Content-Type", "Content-Length", "Transfer-Encoding"):
             headers.pop(name, None)
@@ -508,9 +502,7 @@ def _read_body(
         # The read timeout bounds each chunk; this bounds a server that drips slowly.
         if time.monotonic() > deadline:
             seconds = policy.total_timeout_seconds
-            raise TemporaryTaskError(
-                f"overall deadline of {seconds}s exceeded reading {_describe(url)}"
-            )
+            raise TemporaryTaskError(f"overall deadline of {seconds}s exceeded reading {_describe(url)}")
     return bytes(body)
 
 

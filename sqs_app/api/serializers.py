@@ -58,6 +58,8 @@ class RedriveRequestSerializer(serializers.Serializer):
     message_ids = serializers.ListField(
         child=serializers.CharField(max_length=100),
         required=False,
+        # An empty selection is a mistake, not "all": absent already means all.
+        allow_empty=False,
         max_length=100,
         help_text="Only these messages (StandardMessage ids or SQS ids); all when absent.",
     )
