@@ -214,6 +214,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several responses have a "status" field with different choices: name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "MessageStatusEnum": "sqs_app.models.MessageStatus",
+        "EventKindEnum": "sqs_app.models.EventKind",
+        "BatchEntryStatusEnum": ["sent", "failed"],
+        "HealthStatusEnum": ["ok", "error"],
+    },
 }
 
 # --- AWS and SQS ------------------------------------------------------------

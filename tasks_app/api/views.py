@@ -11,7 +11,7 @@ from .. import polling
 from ..models import PollSchedule
 from .serializers import PollScheduleSerializer
 
-_ERRORS = {code: OpenApiResponse(ErrorEnvelopeSerializer) for code in (401, 404, 429)}
+_ERRORS = {code: OpenApiResponse(ErrorEnvelopeSerializer) for code in (401, 404, 429, 500)}
 
 
 class PollListView(APIView):

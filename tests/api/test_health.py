@@ -1,0 +1,73 @@
+"""GET /health: can Wipsie reach its database and SQS? No authentication needed."""
+
+from unittest import mock
+
+import pytest
+from django.db import OperationalError
+
+from tests.helpers import boto_queue_url, make_sqs_unreachable
+
+pytestmark = pytest.mark.django_db
+
+CHECK_KEYS = {"status", "latency_ms"}
+FAILED_CHECK_KEYS = {"status", "latency_ms", "error", "message"}
+
+
+def test_it_reports_both_checks_ok_without_authentication(anon_client, sqs):
+    response = anon_client.get("/health")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"status", "checks"}
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "sqs"}
+    for check in body["checks"].values():
+        assert set(check) == CHECK_KEYS
+        assert check["status"] == "ok"
+        assert check["latency_ms"] >= 0
+    assert response["X-Request-ID"].startswith("req-")
+
+
+def test_it_ignores_a_bad_token(anon_client, sqs):
+    anon_client.credentials(HTTP_AUTHORIZATION="Bearer garbage")
+
+    assert anon_client.get("/health").status_code == 200
+
+
+def test_it_answers_503_naming_sqs_when_sqs_is_unreachable(anon_client, sqs, settings):
+    make_sqs_unreachable(settings)
+
+    response = anon_client.get("/health")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "error"
+    assert body["checks"]["database"]["status"] == "ok"
+    sqs_check = body["checks"]["sqs"]
+    assert set(sqs_check) == FAILED_CHECK_KEYS
+    assert (sqs_check["status"], sqs_check["error"]) == ("error", "SQS_UNAVAILABLE")
+
+
+def test_it_answers_503_when_the_queues_are_not_provisioned(anon_client, boto_sqs):
+    boto_sqs.delete_queue(QueueUrl=boto_queue_url(boto_sqs, "default"))
+
+    response = anon_client.get("/health")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["sqs"]["error"] == "QUEUE_NOT_PROVISIONED"
+
+
+def test_it_answers_503_naming_the_database_when_it_fails(anon_client, sqs):
+    down = OperationalError("could not connect to server: Connection refused")
+    with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=down):
+        response = anon_client.get("/health")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "error"
+    assert body["checks"]["sqs"]["status"] == "ok"
+    database = body["checks"]["database"]
+    assert set(database) == FAILED_CHECK_KEYS
+    assert database["status"] == "error"
+    assert database["error"] == "OperationalError"
+    assert database["message"] == "could not connect to server: Connection refused"

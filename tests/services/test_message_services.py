@@ -1,0 +1,249 @@
+"""The write order of sending and receiving (sqs_app.services), against the moto server.
+
+Sending writes to the database, then SQS, then the database again; each
+failure in between must leave SQS and the history consistent.
+"""
+
+import json
+import uuid
+from unittest import mock
+
+import pytest
+from django.db import OperationalError
+
+from sqs_app import errors, services, sqs_client
+from sqs_app.models import EventKind, Message, MessageEvent, MessageStatus
+from tests.helpers import boto_queue_url, closed_endpoint, drain, message_count
+
+pytestmark = pytest.mark.django_db
+
+DOWN = OperationalError("server closed the connection unexpectedly")
+
+
+def send(message=None, **kwargs):
+    return services.message_send(queue="default", message=message or {"message": "hi"}, **kwargs)
+
+
+def database_down():
+    """Every SQL statement fails, as when the database server has gone away."""
+    return mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=DOWN)
+
+
+# --- Sending -------------------------------------------------------------------------------
+
+
+def test_the_pending_row_is_written_before_sqs_is_asked(sqs):
+    seen = []
+    real = sqs_client.send_message
+
+    def send_and_look(**kwargs):
+        seen.append(list(Message.objects.values_list("status", flat=True)))
+        return real(**kwargs)
+
+    with mock.patch.object(sqs_client, "send_message", side_effect=send_and_look):
+        outgoing = send()
+
+    assert seen == [[MessageStatus.PENDING]]
+    assert Message.objects.get().status == MessageStatus.SENT
+    assert outgoing.record.sqs_message_id == outgoing.message_id
+
+
+def test_sqs_refusing_the_send_leaves_no_history_row(boto_sqs):
+    boto_sqs.delete_queue(QueueUrl=boto_queue_url(boto_sqs))
+
+    with pytest.raises(errors.QueueNotProvisioned):
+        send()
+
+    assert Message.objects.count() == 0
+    assert MessageEvent.objects.count() == 0
+
+
+def test_sqs_refusing_a_batch_leaves_no_history_rows(boto_sqs):
+    batch = [
+        services.outgoing_message(queue="default", message={"message": str(i)}, attributes={}, source="api")
+        for i in range(3)
+    ]
+    boto_sqs.delete_queue(QueueUrl=boto_queue_url(boto_sqs))
+
+    with pytest.raises(errors.QueueNotProvisioned):
+        services.message_send_batch(queue="default", batch=batch)
+
+    assert Message.objects.count() == 0
+
+
+def test_sqs_unreachable_leaves_no_history_row(sqs, settings):
+    settings.AWS_ENDPOINT_URL_SQS = closed_endpoint()
+    settings.SQS_CONNECT_TIMEOUT_SECONDS = 0.5
+    sqs_client.reset()
+
+    with pytest.raises(errors.SQSUnavailable):
+        send()
+
+    assert Message.objects.count() == 0
+
+
+def test_a_database_down_before_sending_refuses_the_send_and_nothing_reaches_sqs(boto_sqs):
+    with database_down(), pytest.raises(errors.DatabaseUnavailable) as caught:
+        send()
+
+    assert caught.value.status_code == 503
+    assert message_count(boto_sqs) == 0
+    assert Message.objects.count() == 0
+
+
+def test_a_database_failure_at_the_confirm_step_still_reports_the_send(boto_sqs):
+    with mock.patch.object(Message.objects, "bulk_update", side_effect=DOWN):
+        outgoing = send({"message": "accepted by SQS"})
+
+    assert outgoing.message_id
+    assert outgoing.error is None
+    assert message_count(boto_sqs) == 1
+    record = Message.objects.get()
+    assert record.status == MessageStatus.PENDING
+    assert record.sqs_message_id is None
+    assert str(record.standard_id) == outgoing.body["id"]
+    assert MessageEvent.objects.count() == 0
+
+
+def test_a_later_receive_settles_the_pending_row_by_its_standard_message_id(boto_sqs):
+    with mock.patch.object(Message.objects, "bulk_update", side_effect=DOWN):
+        outgoing = send({"message": "accepted by SQS"})
+
+    [delivered] = services.messages_receive(queue="default")
+
+    assert delivered.message_id == outgoing.message_id
+    record = Message.objects.get()
+    assert delivered.record.pk == record.pk
+    assert record.status == MessageStatus.RECEIVED
+    assert record.sqs_message_id == outgoing.message_id
+    assert [e.kind for e in record.events.all()] == [EventKind.RECEIVED]
+
+
+def test_a_failed_event_write_at_the_confirm_step_rolls_back_the_row_too(boto_sqs):
+    with mock.patch.object(MessageEvent.objects, "bulk_create", side_effect=DOWN):
+        outgoing = send()
+
+    assert outgoing.message_id
+    assert Message.objects.get().status == MessageStatus.PENDING
+
+
+def test_resending_the_same_id_is_not_sent_twice(boto_sqs, user):
+    message = {"id": str(uuid.uuid4()), "message": "once"}
+    first = send(message, sent_by=user)
+
+    with mock.patch.object(sqs_client, "send_message", wraps=sqs_client.send_message) as sqs_send:
+        second = send(dict(message), sent_by=user)
+
+    assert not sqs_send.called
+    assert second.duplicate
+    assert second.message_id == first.message_id
+    assert second.body == first.body
+    assert [json.loads(m["Body"])["id"] for m in drain(boto_sqs)] == [message["id"]]
+    assert Message.objects.count() == 1
+    assert [e.kind for e in Message.objects.get().events.all()] == [EventKind.SENT]
+
+
+def test_the_same_id_may_be_sent_to_another_queue(boto_sqs):
+    message_id = str(uuid.uuid4())
+
+    services.message_send(queue="default", message={"id": message_id})
+    services.message_send(queue="notifications", message={"id": message_id, "message": "x"})
+
+    assert Message.objects.count() == 2
+    assert message_count(boto_sqs, "notifications") == 1
+
+
+def test_a_row_left_pending_by_a_crash_before_sending_is_sent_on_retry(boto_sqs):
+    message = {"id": str(uuid.uuid4()), "message": "retry me"}
+    with (
+        mock.patch.object(sqs_client, "send_message", side_effect=SystemExit),
+        pytest.raises(SystemExit),
+    ):
+        send(message)
+    assert Message.objects.get().status == MessageStatus.PENDING
+
+    outgoing = send(dict(message))
+
+    assert not outgoing.duplicate
+    assert Message.objects.get().status == MessageStatus.SENT
+    assert message_count(boto_sqs) == 1
+
+
+def test_two_ids_alike_in_one_batch_are_refused(sqs):
+    message_id = str(uuid.uuid4())
+    batch = [
+        services.outgoing_message(queue="default", message={"id": message_id}, attributes={}, source="api")
+        for _ in range(2)
+    ]
+
+    with pytest.raises(errors.ValidationFailed):
+        services.message_send_batch(queue="default", batch=batch)
+
+    assert Message.objects.count() == 0
+
+
+def test_sending_to_an_unknown_queue_touches_nothing(sqs_untouched):
+    with pytest.raises(errors.QueueNotFound):
+        services.message_send(queue="nope", message={"message": "hi"})
+
+    assert Message.objects.count() == 0
+
+
+# --- Receiving and deleting -------------------------------------------------------------------
+
+
+def test_a_receive_that_cannot_be_recorded_returns_the_messages_to_the_queue(boto_sqs):
+    send({"message": "a"})
+    send({"message": "b"})
+
+    with (
+        mock.patch.object(MessageEvent.objects, "create", side_effect=DOWN),
+        pytest.raises(errors.DatabaseUnavailable) as caught,
+    ):
+        services.messages_receive(queue="default", max_messages=10, visibility_timeout=600)
+
+    assert "returned to the queue" in caught.value.message
+    # Visible again at once, although the receive asked to hide them for ten minutes.
+    assert sorted(json.loads(m["Body"])["message"] for m in drain(boto_sqs)) == ["a", "b"]
+    assert set(Message.objects.values_list("status", flat=True)) == {MessageStatus.SENT}
+    assert not MessageEvent.objects.filter(kind=EventKind.RECEIVED).exists()
+
+
+def test_a_second_delivery_updates_the_same_row(sqs):
+    outgoing = send()
+
+    services.messages_receive(queue="default", visibility_timeout=0)
+    services.messages_receive(queue="default", visibility_timeout=0)
+
+    record = Message.objects.get()
+    assert record.sqs_message_id == outgoing.message_id
+    assert record.receive_count == 2
+    assert [e.kind for e in record.events.all()] == [EventKind.SENT, EventKind.RECEIVED, EventKind.RECEIVED]
+
+
+def test_a_delete_that_cannot_be_recorded_still_deletes_from_sqs(boto_sqs):
+    send()
+    [delivered] = services.messages_receive(queue="default")
+
+    with mock.patch.object(MessageEvent.objects, "create", side_effect=DOWN):
+        result = services.message_delete(queue="default", receipt_handle=delivered.receipt_handle)
+
+    assert result is None
+    assert message_count(boto_sqs) == 0
+    assert Message.objects.get().status == MessageStatus.RECEIVED
+
+
+def test_a_delete_sqs_refuses_records_nothing(boto_sqs):
+    send()
+    services.messages_receive(queue="default")
+
+    with pytest.raises(errors.InvalidReceiptHandle):
+        services.message_delete(queue="default", receipt_handle="forged")
+
+    assert Message.objects.get().status == MessageStatus.RECEIVED
+    assert message_count(boto_sqs) == 1
+
+
+def test_an_empty_receipt_handle_is_refused_before_sqs(sqs_untouched):
+    with pytest.raises(errors.InvalidReceiptHandle):
+        services.message_delete(queue="default", receipt_handle="")
