@@ -7,6 +7,7 @@ append-only timeline: rows are added, never changed or removed.
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class MessageStatus(models.TextChoices):
@@ -91,7 +92,8 @@ class Message(models.Model):
 class MessageEvent(models.Model):
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=20, choices=EventKind.choices)
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Usually "now"; a `sent` event is dated when SQS accepted the message.
+    at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.CharField(
         max_length=150, blank=True, help_text="Who caused it: a username, 'worker', 'sqs'."
     )

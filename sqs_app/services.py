@@ -85,6 +85,7 @@ def message_send(
     _reserve(queue=queue, batch=[outgoing], sent_by=sent_by)
     if outgoing.duplicate:
         return outgoing
+    sent_at = timezone.now()
     try:
         outgoing.message_id = sqs_client.send_message(
             queue=queue, body=outgoing.encoded_body, attributes=outgoing.attributes
@@ -92,7 +93,7 @@ def message_send(
     except errors.WipsieError:
         _release([outgoing])
         raise
-    _confirm([outgoing], actor=_actor(sent_by))
+    _confirm([outgoing], actor=_actor(sent_by), sent_at=sent_at)
     return outgoing
 
 
@@ -115,6 +116,7 @@ def message_send_batch(*, queue: str, batch: list[OutgoingMessage], sent_by=None
             | ({"MessageAttributes": m.attributes} if m.attributes else {})
             for entry_id, m in to_send.items()
         ]
+        sent_at = timezone.now()
         try:
             results = sqs_client.send_message_batch(queue=queue, entries=entries)
         except errors.WipsieError:
@@ -130,7 +132,7 @@ def message_send_batch(*, queue: str, batch: list[OutgoingMessage], sent_by=None
                     details={"sqs_error_code": result.error_code},
                 )
         _release([m for m in to_send.values() if m.error])
-        _confirm([m for m in to_send.values() if m.message_id], actor=_actor(sent_by))
+        _confirm([m for m in to_send.values() if m.message_id], actor=_actor(sent_by), sent_at=sent_at)
     return batch
 
 
@@ -198,25 +200,32 @@ def _release(batch: list[OutgoingMessage]) -> None:
         Message.objects.filter(pk__in=pks, status=MessageStatus.PENDING).delete()
 
 
-def _confirm(batch: list[OutgoingMessage], *, actor: str) -> None:
-    """Mark the rows sent (step 3). Never raises: SQS has the messages already."""
-    now = timezone.now()
+def _confirm(batch: list[OutgoingMessage], *, actor: str, sent_at) -> None:
+    """Mark the rows sent (step 3). Never raises: SQS has the messages already.
+
+    A worker may take a message off the queue before this runs, and move its
+    row on (received, processing, even succeeded). So the status goes to
+    `sent` only from `pending`, and the `sent` event is dated when the send
+    began, before any worker can have seen the message: the timeline stays in order.
+    """
     records = []
     for outgoing in batch:
         MESSAGES_SENT.labels(queue=outgoing.body["queue"], source=outgoing.body["source"]).inc()
         record = outgoing.record
         record.sqs_message_id = outgoing.message_id
-        record.status = MessageStatus.SENT
-        record.sent_at = now
-        record.updated_at = now
+        record.sent_at = sent_at
         records.append(record)
     try:
         with transaction.atomic():
-            Message.objects.bulk_update(records, ["sqs_message_id", "status", "sent_at", "updated_at"])
+            Message.objects.bulk_update(records, ["sqs_message_id", "sent_at"])
+            Message.objects.filter(pk__in=[r.pk for r in records], status=MessageStatus.PENDING).update(
+                status=MessageStatus.SENT, updated_at=timezone.now()
+            )
             MessageEvent.objects.bulk_create(
                 MessageEvent(
                     message=record,
                     kind=EventKind.SENT,
+                    at=sent_at,
                     actor=actor,
                     detail={"sqs_message_id": record.sqs_message_id},
                 )

@@ -247,3 +247,23 @@ def test_a_delete_sqs_refuses_records_nothing(boto_sqs):
 def test_an_empty_receipt_handle_is_refused_before_sqs(sqs_untouched):
     with pytest.raises(errors.InvalidReceiptHandle):
         services.message_delete(queue="default", receipt_handle="")
+
+
+def test_a_worker_that_takes_the_message_before_the_confirm_is_not_overwritten(sqs, boto_sqs):
+    from tasks_app import lifecycle
+
+    real = sqs_client.send_message
+
+    def send_and_receive_at_once(**kwargs):
+        # A fast worker: the message is received before the API records `sent`.
+        message_id = real(**kwargs)
+        lifecycle.message_receive(queue="default", sqs_message_id=message_id, raw_body=kwargs["body"])
+        return message_id
+
+    with mock.patch.object(sqs_client, "send_message", side_effect=send_and_receive_at_once):
+        sent = send()
+
+    record = Message.objects.get()
+    assert record.status == MessageStatus.RECEIVED
+    assert record.sqs_message_id == sent.message_id
+    assert list(record.events.values_list("kind", flat=True)) == [EventKind.SENT, EventKind.RECEIVED]
