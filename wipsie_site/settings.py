@@ -189,11 +189,16 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
-        "user": env.str("API_THROTTLE_USER", default="100000/minute"),
+        "user": env.str("API_THROTTLE_USER", default="6000/minute"),
     },
     "EXCEPTION_HANDLER": "sqs_app.errors.envelope_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+
+# Throttling keeps its counters in the cache: per process by default. A shared
+# cache (CACHE_URL=redis://..., with the redis client installed) makes the
+# limits per user across all processes.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
 JWT_EXPIRATION_HOURS = env.int("JWT_EXPIRATION_HOURS", default=24)

@@ -24,6 +24,11 @@ def send(message=None, **kwargs):
     return services.message_send(queue="default", message=message or {"message": "hi"}, **kwargs)
 
 
+def confirm_fails():
+    """The database goes away after SQS accepted the message: the confirming UPDATE fails."""
+    return mock.patch("django.db.models.query.QuerySet.update", side_effect=DOWN)
+
+
 def database_down():
     """Every SQL statement fails, as when the database server has gone away."""
     return mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=DOWN)
@@ -92,7 +97,7 @@ def test_a_database_down_before_sending_refuses_the_send_and_nothing_reaches_sqs
 
 
 def test_a_database_failure_at_the_confirm_step_still_reports_the_send(boto_sqs):
-    with mock.patch.object(Message.objects, "bulk_update", side_effect=DOWN):
+    with confirm_fails():
         outgoing = send({"message": "accepted by SQS"})
 
     assert outgoing.message_id
@@ -106,7 +111,7 @@ def test_a_database_failure_at_the_confirm_step_still_reports_the_send(boto_sqs)
 
 
 def test_a_later_receive_settles_the_pending_row_by_its_standard_message_id(boto_sqs):
-    with mock.patch.object(Message.objects, "bulk_update", side_effect=DOWN):
+    with confirm_fails():
         outgoing = send({"message": "accepted by SQS"})
 
     [delivered] = services.messages_receive(queue="default")
