@@ -1,0 +1,1 @@
+"""Wipsie's benchmark: `.venv/bin/python bench/run.py` (see README.md)."""

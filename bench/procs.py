@@ -1,0 +1,204 @@
+"""The processes a benchmark run starts, and the CPU time they spend.
+
+Every process is started in a session of its own (so a Ctrl-C in the terminal
+reaches only the benchmark, which then stops them in order) and asks the kernel
+to SIGTERM it if the benchmark dies without cleaning up.
+"""
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PR_SET_PDEATHSIG = 1
+
+
+class StartupError(RuntimeError):
+    """A server or a setup command did not come up: the run cannot measure anything."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the benchmark process dies (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Processes:
+    """The servers of one run; `stop_all` ends them, newest first."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.started: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path(name), "wb")  # noqa: SIM115 - the child owns it for its lifetime
+        process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # Safe here: servers are started before the load generator starts any thread.
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+        self.started.append((name, process))
+        return process
+
+    def log_path(self, name: str) -> Path:
+        return self.log_dir / f"{name}.log"
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path(name).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop_all(self, timeout: float = 20.0) -> None:
+        for _, process in reversed(self.started):
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        for _, process in reversed(self.started):
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.started.clear()
+
+
+def wait_for_http(url: str, *, process: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
+    """Wait until `url` answers at all (any HTTP status); fail early if the process exits."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise StartupError(f"{what} exited with status {process.returncode} while starting")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise StartupError(f"{what} did not answer at {url} within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def manage(*args: str, env: dict[str, str], stdin: str | None = None) -> str:
+    """Run a manage.py command with the server's environment; its output, or StartupError."""
+    result = subprocess.run(
+        [str(BIN / "python"), "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+        raise StartupError(f"manage.py {' '.join(args)} failed ({result.returncode}):\n{tail}")
+    return result.stdout
+
+
+# --- CPU time from /proc ------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name (which may contain spaces and parentheses)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return raw.rpartition(")")[2].split()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of one live process (its threads included), in seconds."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    # fields[0] is field 3 (state) of proc(5); utime and stime are fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _all_pids() -> list[int]:
+    return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children, found by scanning /proc for ppid == pid (gunicorn's workers)."""
+    children = []
+    for candidate in _all_pids():
+        fields = _stat_fields(candidate)
+        if fields is not None and int(fields[1]) == pid:
+            children.append(candidate)
+    return children
+
+
+def processes_matching(predicate: Callable[[str], bool]) -> list[int]:
+    """Processes whose command line (arguments joined by spaces) satisfies `predicate`."""
+    found = []
+    for pid in _all_pids():
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if predicate(raw.replace(b"\0", b" ").decode(errors="replace")):
+            found.append(pid)
+    return found
+
+
+class CpuProbe:
+    """CPU seconds spent by a changing set of processes between two snapshots.
+
+    A process that appears between the snapshots counts from zero; one that
+    exits in between loses what it spent after the first snapshot (reported as
+    `lost_pids`, so an underestimate is visible, never silent).
+    """
+
+    def __init__(self, name: str, pids: Callable[[], list[int]]):
+        self.name = name
+        self.pids = pids
+
+    def snapshot(self) -> dict[int, float]:
+        return {pid: seconds for pid in self.pids() if (seconds := cpu_seconds(pid)) is not None}
+
+    @staticmethod
+    def spent(before: dict[int, float], after: dict[int, float]) -> tuple[float, list[int]]:
+        seconds = sum(value - before.get(pid, 0.0) for pid, value in after.items())
+        lost = sorted(set(before) - set(after))
+        return seconds, lost
+
+
+def machine_cpu_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, all CPUs, from /proc/stat."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    busy = user + nice + system + irq + softirq + steal
+    return busy / CLOCK_TICKS, (busy + idle + iowait) / CLOCK_TICKS
+
+
+def gunicorn_pids(master: int) -> list[int]:
+    return [master, *children_of(master)]

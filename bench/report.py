@@ -1,0 +1,249 @@
+"""Figures from step results: the table, the PASS/MISS lines, the JSON file."""
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from .load import percentile
+from .steps import StepResult
+
+# The spec's targets (shared/spec/wipsie-spec.md, "Performance Benchmarks").
+TARGET_P95_MS = 100.0
+TARGET_P95_CLIENTS = 16
+TARGET_MSGS_PER_S = 1000.0
+TARGET_CORES = 2  # "1000+ messages/second" is judged as the capacity of a 2-core server
+TARGET_RATIO = 0.90  # API msgs/s within 10 % of direct boto3 at equal concurrency
+DEEP_QUEUE = 200  # messages; moto's send costs ~0.02 ms more per message already in the queue
+NOISY_SHARE = 0.10  # other processes' share of the machine's CPU above which a step is flagged
+
+
+@dataclass
+class Row:
+    """The figures of one step, derived from its raw result."""
+
+    result: StepResult
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    msgs_per_s: float
+    ratio: float | None  # API msgs/s / direct msgs/s at the same path and concurrency
+    cpu_ms_per_msg: dict[str, float | None]  # probe name -> ms of CPU per message sent
+
+    @property
+    def wipsie_capacity(self) -> float | None:
+        """Messages per second TARGET_CORES cores could serve at this CPU cost per message."""
+        cost = self.cpu_ms_per_msg.get("wipsie")
+        if self.result.kind == "direct" or not cost:  # Wipsie is idle in a direct step
+            return None
+        return TARGET_CORES * 1000.0 / cost
+
+
+def rows_from(results: list[StepResult]) -> list[Row]:
+    rows = [_row(result) for result in results]
+    direct = {(r.result.path, r.result.clients): r.msgs_per_s for r in rows if r.result.kind == "direct"}
+    for row in rows:
+        baseline = direct.get((row.result.path, row.result.clients))
+        if row.result.kind == "api" and baseline:
+            row.ratio = row.msgs_per_s / baseline
+    return rows
+
+
+def _row(result: StepResult) -> Row:
+    load = result.load
+    latencies = sorted(value for value in load.latencies_ms if value is not None)
+    sent = load.messages_sent
+    cpu = {
+        name: (seconds * 1000.0 / sent if seconds is not None and sent else None)
+        for name, seconds in result.cpu_seconds.items()
+    }
+    return Row(
+        result=result,
+        p50=percentile(latencies, 0.50),
+        p95=percentile(latencies, 0.95),
+        p99=percentile(latencies, 0.99),
+        msgs_per_s=sent / load.wall_seconds if load.wall_seconds else 0.0,
+        ratio=None,
+        cpu_ms_per_msg=cpu,
+    )
+
+
+# --- Text -------------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+TABLE_HEADER = (
+    "| path | clients | requests | messages | errors | P50 ms | P95 ms | P99 ms | msgs/s "
+    "| API/direct | Wipsie CPU ms/msg | Wipsie capacity msgs/s (2 cores) | DB CPU ms/msg | moto CPU ms/msg "
+    "| load gen CPU ms/msg | others' CPU % |"
+)
+
+
+def markdown_table(rows: list[Row]) -> str:
+    lines = [TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
+    for row in rows:
+        r, load = row.result, row.result.load
+        serves = r.kind != "direct"  # Wipsie's own figures mean nothing while it is idle
+        errors = load.failed_requests + sum(load.warmup_errors.values())
+        lines.append(
+            f"| {r.name} | {r.clients} | {load.requests:,}{' (deadline)' if load.deadline_hit else ''} "
+            f"| {load.messages_sent:,} | {errors:,} "
+            f"| {_num(row.p50)} | {_num(row.p95)} | {_num(row.p99)} | {_num(row.msgs_per_s, 0)} "
+            f"| {_num(row.ratio * 100, 0) + ' %' if row.ratio else '—'} "
+            f"| {_num(row.cpu_ms_per_msg.get('wipsie') if serves else None, 2)} "
+            f"| {_num(row.wipsie_capacity, 0)} "
+            f"| {_num(row.cpu_ms_per_msg.get('db') if serves else None, 2)} "
+            f"| {_num(row.cpu_ms_per_msg.get('moto'), 2)} "
+            f"| {_num(row.cpu_ms_per_msg.get('client'), 2)} "
+            f"| {_num(r.others_cpu_share * 100 if r.others_cpu_share is not None else None, 0)} |"
+        )
+    return "\n".join(lines)
+
+
+def error_lines(rows: list[Row]) -> list[str]:
+    """Every failed request by status, and anything that makes a figure less exact."""
+    lines = []
+    for row in rows:
+        r, load = row.result, row.result.load
+        where = f"{r.name} @ {r.clients}"
+        if load.errors:
+            detail = ", ".join(f"{status} ×{n}" for status, n in load.errors.most_common())
+            lines.append(f"ERRORS   {where}: {detail} ({load.messages_failed} messages not sent)")
+        if load.warmup_errors:
+            detail = ", ".join(f"{status} ×{n}" for status, n in load.warmup_errors.most_common())
+            lines.append(f"ERRORS   {where} (warm-up): {detail}")
+        if load.deadline_hit:
+            lines.append(
+                f"NOTE     {where}: step deadline reached after {load.requests} of "
+                f"{load.requests_planned} requests"
+            )
+        if r.peak_queue_depth > DEEP_QUEUE:
+            lines.append(
+                f"NOTE     {where}: the queue reached about {r.peak_queue_depth} messages between purges; "
+                "moto scans them on every send, so its CPU per message and the latency are inflated"
+            )
+        for probe, pids in r.lost_pids.items():
+            lines.append(f"NOTE     {where}: {probe} processes {pids} exited mid-step; CPU undercounted")
+    noisy = [row for row in rows if (row.result.others_cpu_share or 0) > NOISY_SHARE]
+    if noisy:
+        worst = max(row.result.others_cpu_share for row in noisy)
+        lines.append(
+            f"NOTE     other processes used more than {NOISY_SHARE:.0%} of the machine's CPU in "
+            f'{len(noisy)} of {len(rows)} steps (up to {worst:.0%}, column "others\' CPU %"): '
+            "latency and msgs/s are noisier than on a quiet machine; CPU per message is not affected much"
+        )
+    return lines
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    text: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.passed else 'MISS'}  {self.text}"
+
+
+def _clients(count: int) -> str:
+    return f"{count} client" if count == 1 else f"{count} clients"
+
+
+def verdicts(rows: list[Row]) -> list[Verdict]:
+    api = {(row.result.path, row.result.clients): row for row in rows if row.result.kind == "api"}
+    found = []
+    latency_row = api.get(("send", TARGET_P95_CLIENTS))
+    if latency_row is not None:
+        ok = latency_row.p95 is not None and latency_row.p95 < TARGET_P95_MS
+        found.append(
+            Verdict(
+                ok,
+                f"POST /sqs/send P95 at {TARGET_P95_CLIENTS} clients: {_num(latency_row.p95)} ms "
+                f"(target < {TARGET_P95_MS:.0f} ms)",
+            )
+        )
+    for (path, clients), row in sorted(api.items()):
+        if path != "send-batch":
+            continue
+        capacity = row.wipsie_capacity
+        found.append(
+            Verdict(
+                capacity is not None and capacity >= TARGET_MSGS_PER_S,
+                f"POST /sqs/send-batch capacity at {_clients(clients)}: "
+                f"{_num(row.cpu_ms_per_msg.get('wipsie'), 3)} ms CPU/msg -> "
+                f"{_num(math.floor(capacity) if capacity else None, 0)} msgs/s "
+                f"on {TARGET_CORES} cores (target >= {TARGET_MSGS_PER_S:,.0f}, i.e. "
+                f"<= {TARGET_CORES * 1000 / TARGET_MSGS_PER_S:.0f} ms/msg)",
+            )
+        )
+    for (path, clients), row in sorted(api.items()):
+        if path != "send":
+            continue
+        found.append(
+            Verdict(
+                row.ratio is not None and row.ratio >= TARGET_RATIO,
+                f"POST /sqs/send throughput at {_clients(clients)}: {_num(row.msgs_per_s, 0)} msgs/s = "
+                f"{_num(row.ratio * 100 if row.ratio else None, 0)} % of direct boto3 "
+                f"(target >= {TARGET_RATIO * 100:.0f} %)",
+            )
+        )
+    return found
+
+
+# --- JSON -------------------------------------------------------------------------
+
+
+def write_json(path: Path, *, machine: dict, config: dict, rows: list[Row], found: list[Verdict]) -> None:
+    document = {
+        "machine": machine,
+        "config": config,
+        "steps": [_row_json(row) for row in rows],
+        "targets": [{"passed": v.passed, "text": v.text} for v in found],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=1))
+
+
+def _rounded(value: float | None) -> float | None:
+    """CPU times are whole clock ticks; drop the float noise of their differences."""
+    return None if value is None else round(value, 3)
+
+
+def _row_json(row: Row) -> dict:
+    r, load = row.result, row.result.load
+    return {
+        "name": r.name,
+        "kind": r.kind,
+        "path": r.path,
+        "clients": r.clients,
+        "messages_per_request": r.messages_per_request,
+        "requests": load.requests,
+        "requests_planned": load.requests_planned,
+        "deadline_hit": load.deadline_hit,
+        "messages_sent": load.messages_sent,
+        "messages_failed": load.messages_failed,
+        "errors": dict(load.errors),
+        "warmup_errors": dict(load.warmup_errors),
+        "wall_seconds": load.wall_seconds,
+        "p50_ms": row.p50,
+        "p95_ms": row.p95,
+        "p99_ms": row.p99,
+        "msgs_per_s": row.msgs_per_s,
+        "api_to_direct": row.ratio,
+        "cpu_seconds": {name: _rounded(value) for name, value in r.cpu_seconds.items()},
+        "cpu_ms_per_msg": row.cpu_ms_per_msg,
+        "wipsie_capacity_msgs_per_s": row.wipsie_capacity,
+        "lost_pids": r.lost_pids,
+        "queue_purges": r.purges,
+        "peak_queue_depth": r.peak_queue_depth,
+        "machine_busy_seconds": _rounded(r.machine_busy_seconds),
+        "machine_total_seconds": _rounded(r.machine_total_seconds),
+        "others_cpu_share": r.others_cpu_share,
+        # Raw, one entry per timed request, in completion order (None: no answer).
+        "latencies_ms": load.latencies_ms,
+        "statuses": load.statuses,
+    }

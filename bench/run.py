@@ -1,0 +1,355 @@
+"""Benchmark Wipsie's send paths against a direct boto3 baseline on a local moto server.
+
+    .venv/bin/python bench/run.py [--quick] [--database-url URL] [--messages N]
+
+Starts its own moto server and production web server (gunicorn with
+gunicorn.conf.py), drives POST /sqs/send and /sqs/send-batch and plain boto3 at
+1, 16 and 64 concurrent clients, and prints latency, throughput, Wipsie's CPU
+per message and PASS/MISS against the spec's targets. See bench/README.md.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import secrets
+import signal
+import sys
+import time
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+# Run as a script (`python bench/run.py`): import the bench package from the project
+# root instead of putting bench/ itself first on sys.path, where its module names
+# would shadow installed ones.
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+from bench import procs  # noqa: E402
+from bench.database import Database, choose_database  # noqa: E402
+from bench.load import run_closed_loop  # noqa: E402
+from bench.report import error_lines, markdown_table, rows_from, verdicts, write_json  # noqa: E402
+from bench.steps import Context, QueueKeeper, StepResult, api_sender, boto3_client, plan  # noqa: E402
+
+RESULTS_DIR = procs.ROOT / "bench" / "results"
+CONCURRENCIES = [1, 16, 64]
+WEB_CONCURRENCY, GUNICORN_THREADS = 2, 16
+REGION = "us-east-1"
+BENCH_USER = "bench"
+# Requests per step, at least `per_client` for every client so that 64 clients really are
+# 64 concurrent requests. The per-step deadline keeps the run bounded on a slow or busy machine.
+FULL = {"single": 1200, "batch": 300, "per_client": 4, "max_seconds": 35.0, "warmup": 2}
+QUICK = {"single": 150, "batch": 40, "per_client": 2, "max_seconds": 6.0, "warmup": 1}
+# Messages between queue purges. Measured on moto 5.2.5: a purge costs it ~2.8 ms of CPU and
+# each message left in the queue ~0.02 ms per later send, so every 10-20 messages is cheapest
+# (about 4 ms of moto CPU per send, against ~6 ms purging every 100 and ~13 ms never, at 600).
+PURGE_EVERY = 20
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small steps: a smoke run in under 2 minutes")
+    parser.add_argument(
+        "--database-url",
+        help="the server's DATABASE_URL, used as it is (default: postgres://postgres@127.0.0.1:5432/"
+        "wipsie_bench, recreated on every run; SQLite under bench/results/ if PostgreSQL is not reachable)",
+    )
+    parser.add_argument(
+        "--messages",
+        type=int,
+        metavar="N",
+        help="messages per step: N single sends, N/10 batch requests (overrides the defaults; "
+        "still at least 4 requests per client)",
+    )
+    return parser.parse_args()
+
+
+def step_sizes(args: argparse.Namespace) -> dict:
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.messages:
+        sizes["single"] = max(1, args.messages)
+        sizes["batch"] = max(1, args.messages // 10)
+    return sizes
+
+
+# --- The machine ---------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info(database: Database) -> dict:
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "load_average_at_start": round(os.getloadavg()[0], 2),
+        "database": database.version,
+        "database_note": database.note,
+        "moto": metadata.version("moto"),
+        "gunicorn": (
+            f"{metadata.version('gunicorn')} gthread, {WEB_CONCURRENCY} workers x {GUNICORN_THREADS} threads"
+        ),
+    }
+
+
+def machine_line(machine: dict) -> str:
+    return (
+        f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), Python {machine['python']}, "
+        f"{machine['database']}, moto {machine['moto']}, gunicorn {machine['gunicorn']}, "
+        f"load average {machine['load_average_at_start']} at start"
+    )
+
+
+# --- Starting the platform -----------------------------------------------------------
+
+
+def start_moto(processes: procs.Processes) -> tuple[str, int]:
+    port = procs.free_port()
+    env = {
+        **os.environ,
+        # Lets the queue keeper purge more often than once a minute (see steps.QueueKeeper).
+        "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false",
+    }
+    process = processes.start(
+        "moto", [str(procs.BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], env
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    procs.wait_for_http(f"{endpoint}/moto-api/", process=process, what="moto_server")
+    return endpoint, process.pid
+
+
+def server_env(*, database: Database, sqs_endpoint: str, api_port: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DEBUG": "false",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL_SQS": sqs_endpoint,
+        "LOG_LEVEL": "WARNING",
+        # gunicorn.conf.py logs access to stdout by default; an empty value is not accepted.
+        "GUNICORN_ACCESS_LOG": "/dev/null",
+        "API_THROTTLE_USER": "100000000/minute",  # measure the server, not the rate limit
+        "DATABASE_URL": database.url,
+        "WEB_CONCURRENCY": str(WEB_CONCURRENCY),
+        "GUNICORN_THREADS": str(GUNICORN_THREADS),
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(api_port),
+        "API_RELOAD": "false",
+    }
+
+
+CREATE_USER = """
+import os
+from django.contrib.auth import get_user_model
+user, _ = get_user_model().objects.get_or_create(username=os.environ["BENCH_USERNAME"])
+user.set_password(os.environ["BENCH_PASSWORD"])
+user.is_active = True
+user.save()
+"""
+
+
+def prepare(env: dict[str, str]) -> tuple[str, str]:
+    """Migrate, create the queues and the bench user. The default queue's URL, and the password."""
+    procs.manage("migrate", "--noinput", env=env)
+    setup = procs.manage("sqs_setup", env=env)
+    # sqs_setup prints "<logical name>  <queue URL>" lines; the steps send to "default".
+    urls = [line.split()[1] for line in setup.splitlines() if line.startswith("default ")]
+    if not urls:
+        raise procs.StartupError(f"sqs_setup did not report the default queue:\n{setup}")
+    queue_url = urls[0]
+    password = secrets.token_urlsafe(24)
+    procs.manage(
+        "shell", "-c", CREATE_USER, env={**env, "BENCH_USERNAME": BENCH_USER, "BENCH_PASSWORD": password}
+    )
+    return queue_url, password
+
+
+def start_gunicorn(processes: procs.Processes, env: dict[str, str]) -> int:
+    process = processes.start(
+        "gunicorn", [str(procs.BIN / "gunicorn"), "wipsie_site.wsgi", "-c", "gunicorn.conf.py"], env
+    )
+    base = f"http://127.0.0.1:{env['API_PORT']}"
+    procs.wait_for_http(f"{base}/health", process=process, what="gunicorn")
+    return process.pid
+
+
+def obtain_token(port: int, password: str) -> str:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    body = json.dumps({"username": BENCH_USER, "password": password})
+    conn.request("POST", "/api/token/", body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    payload = response.read()
+    conn.close()
+    if response.status != 200:
+        raise procs.StartupError(f"POST /api/token/ answered {response.status}: {payload[:300]!r}")
+    return json.loads(payload)["access"]
+
+
+def warm_up(context: Context) -> None:
+    """Give both workers their boto3 client, queue URL and database pool before any step."""
+    clients = WEB_CONCURRENCY * GUNICORN_THREADS
+    result = run_closed_loop(
+        make_sender=api_sender(context, batch=False),
+        clients=clients,
+        requests=clients * 2,
+        warmup_per_client=0,
+        max_seconds=30,
+        on_outcome=context.keeper.note,
+    )
+    detail = ", ".join(f"{status} ×{n}" for status, n in result.errors.most_common())
+    if result.requests == 0 or result.failed_requests == result.requests:
+        raise procs.StartupError(f"no warm-up request succeeded: {detail or 'none answered in time'}")
+    if result.errors:
+        print(f"ERRORS   platform warm-up: {detail}", flush=True)
+
+
+def cpu_probes(gunicorn_pid: int, moto_pid: int, database: Database) -> list[procs.CpuProbe]:
+    probes = [
+        procs.CpuProbe("wipsie", lambda: procs.gunicorn_pids(gunicorn_pid)),
+        procs.CpuProbe("moto", lambda: [moto_pid]),
+        procs.CpuProbe("client", lambda: [os.getpid()]),
+    ]
+    if database.engine == "postgresql":
+        # Backends name their database in their title: "postgres: user wipsie_bench 127.0.0.1(5433) idle".
+        # Found only when PostgreSQL runs on this machine (and we may read /proc of its processes).
+        marker = f" {database.name} "
+
+        def is_backend(cmdline: str) -> bool:
+            return cmdline.startswith("postgres:") and marker in cmdline
+
+        probes.append(procs.CpuProbe("db", lambda: procs.processes_matching(is_backend)))
+    return probes
+
+
+# --- The run -----------------------------------------------------------------------
+
+
+def start_platform(processes: procs.Processes, database: Database, sizes: dict) -> Context:
+    """moto, the database and queues, gunicorn and a token: everything a step needs."""
+    began = time.monotonic()
+    sqs_endpoint, moto_pid = start_moto(processes)
+    api_port = procs.free_port()
+    env = server_env(database=database, sqs_endpoint=sqs_endpoint, api_port=api_port)
+    queue_url, password = prepare(env)
+    gunicorn_pid = start_gunicorn(processes, env)
+    token = obtain_token(api_port, password)
+    print(
+        f"Servers up in {time.monotonic() - began:.0f} s: moto {sqs_endpoint}, gunicorn 127.0.0.1:{api_port}",
+        flush=True,
+    )
+    return Context(
+        api_host="127.0.0.1",
+        api_port=api_port,
+        token=token,
+        sqs_endpoint=sqs_endpoint,
+        queue_url=queue_url,
+        region=REGION,
+        keeper=QueueKeeper(boto3_client(sqs_endpoint, REGION, pool=2), queue_url, every=PURGE_EVERY),
+        probes=cpu_probes(gunicorn_pid, moto_pid, database),
+        warmup_per_client=sizes["warmup"],
+        max_seconds_per_step=sizes["max_seconds"],
+    )
+
+
+def run(args: argparse.Namespace, processes: procs.Processes) -> int:
+    began = time.monotonic()
+    sizes = step_sizes(args)
+    database = choose_database(args.database_url, RESULTS_DIR)
+    machine = machine_info(database)
+    print(machine_line(machine), flush=True)
+    if database.note:
+        print(f"NOTE     {database.note}", flush=True)
+    context = start_platform(processes, database, sizes)
+    context.keeper.start()
+    try:
+        warm_up(context)
+        results = run_steps(context, sizes)
+    finally:
+        context.keeper.stop()
+
+    rows = rows_from(results)
+    found = verdicts(rows)
+    print(f"\n{machine_line(machine)}\n\n{markdown_table(rows)}\n")
+    for line in error_lines(rows):
+        print(line)
+    if context.keeper.purge_errors:
+        print(f"ERRORS   queue purges failed: {dict(context.keeper.purge_errors)}")
+    for verdict in found:
+        print(verdict.line())
+    config = {
+        "quick": args.quick,
+        "sizes": sizes,
+        "concurrencies": CONCURRENCIES,
+        "purge_every_messages": PURGE_EVERY,
+        "queue_purge_errors": dict(context.keeper.purge_errors),
+        "database_engine": database.engine,
+        "seconds": round(time.monotonic() - began, 1),
+    }
+    output = RESULTS_DIR / f"bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
+    write_json(output, machine=machine, config=config, rows=rows, found=found)
+    print(f"\nRaw results: {output.relative_to(procs.ROOT)} ({time.monotonic() - began:.0f} s in all)")
+    return 0  # a MISS is a measurement, not a failure
+
+
+def run_steps(context: Context, sizes: dict) -> list[StepResult]:
+    results = []
+    steps = plan(
+        concurrencies=CONCURRENCIES,
+        single_requests=sizes["single"],
+        batch_requests=sizes["batch"],
+        min_requests_per_client=sizes["per_client"],
+    )
+    for number, step in enumerate(steps, start=1):
+        result = step.run(context)
+        load = result.load
+        print(
+            f"[{number:2}/{len(steps)}] {result.name:<26} {result.clients:>3} clients: "
+            f"{load.requests:>5} requests, {load.messages_sent:>6} messages, "
+            f"{load.failed_requests} errors, {load.wall_seconds:5.1f} s",
+            flush=True,
+        )
+        results.append(result)
+    return results
+
+
+def stopped_by_sigterm(*_) -> None:
+    print("\nSIGTERM; stopping the servers.", file=sys.stderr)
+    sys.exit(143)
+
+
+def main() -> int:
+    args = parse_args()
+    processes = procs.Processes(RESULTS_DIR / "logs")
+    # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, through the `finally` below.
+    signal.signal(signal.SIGTERM, stopped_by_sigterm)
+    try:
+        return run(args, processes)
+    except procs.StartupError as exc:
+        print(f"\nFAILED to start: {exc}", file=sys.stderr)
+        for name, _ in processes.started:
+            tail = processes.log_tail(name)
+            if tail:
+                print(f"\n--- last lines of {processes.log_path(name)} ---\n{tail}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nInterrupted; stopping the servers.", file=sys.stderr)
+        return 130
+    finally:
+        processes.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
