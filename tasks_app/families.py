@@ -4,6 +4,7 @@ A handler takes the StandardMessage, its validated `data` and its history row,
 and returns the JSON-serialisable result that Celery stores as the task result.
 """
 
+from sqs_app.errors import validation_details
 from sqs_app.models import Message
 from sqs_app.schemas import StandardMessageSerializer
 
@@ -19,16 +20,10 @@ def validated_task_data(body: object, *, task_type: str) -> dict:
         raise PermanentTaskError("the message body is not a JSON object")
     serializer = StandardMessageSerializer(data=body)
     if not serializer.is_valid():
-        raise PermanentTaskError(f"invalid {task_type} message: {_flatten(serializer.errors)}")
+        fields = validation_details(serializer.errors)["fields"]
+        problems = "; ".join(f"{path}: {' '.join(messages)}" for path, messages in fields.items())
+        raise PermanentTaskError(f"invalid {task_type} message: {problems}")
     return serializer.validated_data["data"]
-
-
-def _flatten(errors, prefix: str = "") -> str:
-    if isinstance(errors, dict):
-        return "; ".join(_flatten(value, f"{prefix}{key}.") for key, value in errors.items())
-    if isinstance(errors, list):
-        return f"{prefix.rstrip('.')}: " + " ".join(str(e) for e in errors)
-    return f"{prefix.rstrip('.')}: {errors}"
 
 
 def _processing(*, message: dict, data: dict, record: Message) -> dict:
