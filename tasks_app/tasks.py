@@ -9,7 +9,7 @@ the original message on the queue's DLQ, from where it can be replayed.
 import logging
 
 from celery import Task, shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError
 
@@ -29,7 +29,7 @@ class MessageTask(Task):
     throws = (PermanentTaskError,)
 
     def process(self, message_pk: int, *, task_type: str):
-        claim = lifecycle.message_claim(message_pk=message_pk, task_id=self.request.id)
+        claim = self.recorded(lifecycle.message_claim, message_pk=message_pk, task_id=self.request.id)
         if claim.duplicate:
             return {"duplicate": True, "message_id": claim.record.sqs_message_id}
         record = claim.record
@@ -39,25 +39,40 @@ class MessageTask(Task):
         except (TemporaryTaskError, SoftTimeLimitExceeded, DatabaseError) as exc:
             self._retry_or_dead_letter(record, claim.body, exc)
         except PermanentTaskError as exc:
-            lifecycle.message_failed(record, error=str(exc), body=claim.body)
+            self.recorded(lifecycle.message_failed, record, error=str(exc), body=claim.body)
             raise
         except Exception as exc:
             # A bug, not a property of the message: fail it (it stays replayable
             # from the DLQ once fixed) rather than retry something that cannot pass.
             logger.exception("Unexpected error processing message %s", record.pk)
-            lifecycle.message_failed(record, error=f"internal error: {type(exc).__name__}", body=claim.body)
+            error = f"internal error: {type(exc).__name__}"
+            self.recorded(lifecycle.message_failed, record, error=error, body=claim.body)
             raise
-        lifecycle.message_succeeded(record)
+        self.recorded(lifecycle.message_succeeded, record)
         return result
+
+    def recorded(self, record_step, *args, **kwargs):
+        """Record a step durably, or hand the task back to SQS to run again later.
+
+        If the database or SQS (the DLQ) is down, acknowledging now would lose
+        the outcome. Rejecting with requeue makes the same task (same id, so it
+        takes its claim back) visible again after a short wait, and it does not
+        count as one of the message's retries.
+        """
+        try:
+            return record_step(*args, **kwargs)
+        except (WipsieError, DatabaseError) as exc:
+            logger.warning("Could not record %s (%s); the task will run again", record_step.__name__, exc)
+            raise Reject(exc, requeue=True) from exc
 
     def _retry_or_dead_letter(self, record, body, exc: Exception):
         error = str(exc) or type(exc).__name__
         retries = self.request.retries
         if retries < settings.TASK_MAX_RETRIES:
             countdown = settings.TASK_RETRY_BASE_SECONDS * 2**retries
-            lifecycle.message_retrying(record, error=error, countdown=countdown)
+            self.recorded(lifecycle.message_retrying, record, error=error, countdown=countdown)
             raise self.retry(exc=exc, countdown=countdown, max_retries=settings.TASK_MAX_RETRIES)
-        lifecycle.message_dead_lettered(record, error=error, body=body, retry_count=retries)
+        self.recorded(lifecycle.message_dead_lettered, record, error=error, body=body, retry_count=retries)
         raise exc
 
 
@@ -76,13 +91,13 @@ def notification(self, message_pk: int):
     return self.process(message_pk, task_type="notification")
 
 
-@shared_task(bind=True, name="unroutable_message")
+@shared_task(bind=True, base=MessageTask, name="unroutable_message")
 def unroutable_message(self, message_pk: int, reason: str):
     """A message no task family accepts: failed, with the reason, and kept in the DLQ."""
-    claim = lifecycle.message_claim(message_pk=message_pk, task_id=self.request.id)
+    claim = self.recorded(lifecycle.message_claim, message_pk=message_pk, task_id=self.request.id)
     if claim.duplicate:
         return {"duplicate": True}
-    lifecycle.message_failed(claim.record, error=reason, body=claim.body)
+    self.recorded(lifecycle.message_failed, claim.record, error=reason, body=claim.body)
     return {"failed": reason}
 
 

@@ -256,3 +256,26 @@ def test_a_worker_killed_mid_task_loses_nothing(api_client, start_worker, peer, 
     assert message.attempts == 2
     assert len(peer.requests) == 2  # at least once: the receiver dedupes by X-Wipsie-Delivery
     assert {r["headers"]["X-Wipsie-Delivery"] for r in peer.requests} == {str(message.standard_id)}
+
+
+def test_a_failure_that_cannot_reach_its_dlq_is_retried_until_it_can(start_worker, boto_sqs):
+    from sqs_app import sqs_client
+
+    dlq = boto_sqs.get_queue_url(QueueName="wipsie-task-processing-dlq")["QueueUrl"]
+    boto_sqs.delete_queue(QueueUrl=dlq)
+    worker = start_worker()
+    queue = boto_sqs.get_queue_url(QueueName="wipsie-task-processing")["QueueUrl"]
+    message_id = boto_sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"task_type": "nope"}))[
+        "MessageId"
+    ]
+
+    # The task cannot record its failure without the DLQ: it is handed back, not acknowledged.
+    wait_until(lambda: "Could not record message_failed" in worker.log())
+    assert Message.objects.get(sqs_message_id=message_id).status == MessageStatus.PROCESSING
+    sqs_client.reset()
+    sqs_client.ensure_all_queues()
+
+    message = wait_until(lambda: finished(message_id), timeout=60)
+    assert message.status == MessageStatus.FAILED
+    dead = boto_sqs.receive_message(QueueUrl=dlq)["Messages"]
+    assert json.loads(dead[0]["Body"])["task_type"] == "nope"

@@ -323,3 +323,25 @@ def test_an_unroutable_message_delivered_twice_is_failed_once(sqs, boto_sqs):
 
     assert again.result == {"duplicate": True}
     assert len(dead_letters(boto_sqs, "default")) == 1
+
+
+def test_an_outcome_that_cannot_be_recorded_hands_the_task_back_instead_of_losing_it(
+    sqs, handler, monkeypatch
+):
+    from sqs_app import errors as sqs_errors
+
+    record = received(processing())
+    handler(PermanentTaskError("bad options"))
+
+    def dlq_unreachable(**kwargs):
+        raise sqs_errors.SQSUnavailable()
+
+    # The DLQ cannot be reached, so the failure cannot be kept anywhere yet.
+    monkeypatch.setattr(lifecycle, "dead_letter_send", dlq_unreachable)
+
+    result = tasks.processing.apply(args=[record.pk])
+
+    assert result.state == "REJECTED"  # requeued: SQS makes the same task visible again
+    record.refresh_from_db()
+    assert record.status == MessageStatus.PROCESSING
+    assert "failed" not in kinds(record)
