@@ -46,8 +46,14 @@ class Processes:
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
         self.started: list[tuple[str, subprocess.Popen]] = []
+        # Processes stopped through their whole process group (a Celery worker and its pool).
+        self._groups: set[int] = set()
 
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    def start(
+        self, name: str, argv: list[str], env: dict[str, str], *, group: bool = False
+    ) -> subprocess.Popen:
+        """Start `argv`; with `group`, stopping it signals its whole process group (its
+        session is its own, so the group is the process and every child it forks)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path(name), "wb")  # noqa: SIM115 - the child owns it for its lifetime
         process = subprocess.Popen(
@@ -62,6 +68,8 @@ class Processes:
         )
         log.close()
         self.started.append((name, process))
+        if group:
+            self._groups.add(process.pid)
         return process
 
     def log_path(self, name: str) -> Path:
@@ -73,18 +81,41 @@ class Processes:
         except OSError:
             return ""
 
+    def signal(self, process: subprocess.Popen, signum: int) -> None:
+        """Send `signum` to the process, or to its whole group if it was started with `group`."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if process.pid in self._groups:
+                os.killpg(process.pid, signum)
+            elif process.poll() is None:
+                process.send_signal(signum)
+
+    def stop(self, process: subprocess.Popen, timeout: float = 20.0) -> None:
+        """Stop one process started here (SIGTERM, then SIGKILL after `timeout`)."""
+        self._stop([entry for entry in self.started if entry[1] is process], timeout)
+        self.started = [entry for entry in self.started if entry[1] is not process]
+
     def stop_all(self, timeout: float = 20.0) -> None:
-        for _, process in reversed(self.started):
-            if process.poll() is None:
-                process.terminate()
+        self._stop(list(self.started), timeout)
+        self.started.clear()
+
+    def _stop(self, entries: list[tuple[str, subprocess.Popen]], timeout: float) -> None:
+        for _, process in reversed(entries):
+            # SIGCONT too: a paused group (see bench.workers) cannot act on SIGTERM.
+            if process.pid in self._groups:
+                self.signal(process, signal.SIGCONT)
+            if process.poll() is None or process.pid in self._groups:
+                self.signal(process, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for _, process in reversed(self.started):
+        for _, process in reversed(entries):
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                process.kill()
+                self.signal(process, signal.SIGKILL)
                 process.wait()
-        self.started.clear()
+            if process.pid in self._groups:
+                # Children that outlived their parent (a pool process) are still in the group.
+                self.signal(process, signal.SIGKILL)
+                self._groups.discard(process.pid)
 
 
 def wait_for_http(url: str, *, process: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
@@ -202,3 +233,19 @@ def machine_cpu_seconds() -> tuple[float, float]:
 
 def gunicorn_pids(master: int) -> list[int]:
     return [master, *children_of(master)]
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and all its descendants (a Celery worker and its pool processes)."""
+    parents: dict[int, int] = {}
+    for candidate in _all_pids():
+        fields = _stat_fields(candidate)
+        if fields is not None:
+            parents[candidate] = int(fields[1])
+    if root not in parents:
+        return []
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [pid for pid, ppid in parents.items() if ppid in frontier]
+        tree.extend(frontier)
+    return tree

@@ -15,6 +15,9 @@ TARGET_MSGS_PER_S = 1000.0
 TARGET_CORES = 2  # "1000+ messages/second" is judged as the capacity of a 2-core server
 TARGET_RATIO = 0.90  # API msgs/s within 10 % of direct boto3 at equal concurrency
 DEEP_QUEUE = 200  # messages; moto's send costs ~0.02 ms more per message already in the queue
+TARGET_TASKS_PER_S = 50.0  # one worker, --concurrency 2, trivial processing tasks
+TARGET_E2E_P95_S = 5.0  # POST /sqs/send to `succeeded` in the history
+WORKER_KINDS = ("baseline", "worker", "e2e", "idle")  # bench/workers.py; not in the API table
 NOISY_SHARE = 0.10  # other processes' share of the machine's CPU above which a step is flagged
 
 
@@ -34,7 +37,7 @@ class Row:
     def wipsie_capacity(self) -> float | None:
         """Messages per second TARGET_CORES cores could serve at this CPU cost per message."""
         cost = self.cpu_ms_per_msg.get("wipsie")
-        if self.result.kind == "direct" or not cost:  # Wipsie is idle in a direct step
+        if self.result.kind != "api" or not cost:  # the web tier idles in the other steps
             return None
         return TARGET_CORES * 1000.0 / cost
 
@@ -85,6 +88,10 @@ TABLE_HEADER = (
 
 
 def markdown_table(rows: list[Row]) -> str:
+    """The API table (load steps); empty when there are none."""
+    rows = [row for row in rows if row.result.kind not in WORKER_KINDS]
+    if not rows:
+        return ""
     lines = [TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
     for row in rows:
         r, load = row.result, row.result.load
@@ -105,19 +112,73 @@ def markdown_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+WORKERS_HEADER = (
+    "| Workers | method | tasks | errors | tasks/s | P50 s | P95 s | max s | worker CPU ms/task "
+    "| worker capacity tasks/s (2 cores) | web CPU ms/task | DB CPU ms/task | moto CPU ms/task "
+    "| load gen CPU ms/task | others' CPU % |"
+)
+
+
+def worker_cpu(per_probe: dict[str, float | None]) -> float | None:
+    """The worker's CPU: its main process (the consumers) plus its pool processes (the tasks)."""
+    parts = [per_probe.get(name) for name in ("worker_consumer", "worker_pool")]
+    return None if all(part is None for part in parts) else sum(part or 0.0 for part in parts)
+
+
+def _seconds(value_ms: float | None) -> str:
+    return _num(value_ms / 1000 if value_ms is not None else None, 2)
+
+
+def workers_table(rows: list[Row]) -> str:
+    """The worker steps: the emulator's baselines, the worker's throughput, the end-to-end latency.
+    CPU is per task done (for the baselines: per message taken off the queue)."""
+    rows = [row for row in rows if row.result.kind in WORKER_KINDS and row.result.kind != "idle"]
+    if not rows:
+        return ""
+    lines = [WORKERS_HEADER, "|" + "---|" * WORKERS_HEADER.count(" | ") + "---|"]
+    for row in rows:
+        r, load = row.result, row.result.load
+        cpu = row.cpu_ms_per_msg
+        task_cpu = worker_cpu(cpu)
+        latencies = sorted(value for value in load.latencies_ms if value is not None)
+        timed = r.kind == "e2e"
+        lines.append(
+            f"| {r.name} | {r.extra.get('method', '')} "
+            f"| {load.messages_sent:,}{' (deadline)' if load.deadline_hit else ''} "
+            f"| {load.failed_requests:,} "
+            f"| {_num(None if timed else r.extra.get('rate'), 1)} "
+            f"| {_seconds(row.p50) if timed else '—'} | {_seconds(row.p95) if timed else '—'} "
+            f"| {_seconds(latencies[-1] if latencies else None) if timed else '—'} "
+            f"| {_num(task_cpu, 2)} | {_num(TARGET_CORES * 1000 / task_cpu if task_cpu else None, 0)} "
+            f"| {_num(cpu.get('wipsie') if timed else None, 2)} "
+            f"| {_num(cpu.get('db') if r.kind != 'baseline' else None, 2)} "
+            f"| {_num(cpu.get('moto'), 2)} | {_num(cpu.get('client'), 2)} "
+            f"| {_num(r.others_cpu_share * 100 if r.others_cpu_share is not None else None, 0)} |"
+        )
+    return "\n".join(lines)
+
+
 def error_lines(rows: list[Row]) -> list[str]:
     """Every failed request by status, and anything that makes a figure less exact."""
     lines = []
     for row in rows:
         r, load = row.result, row.result.load
         where = f"{r.name} @ {r.clients}"
-        if load.errors:
+        if load.errors and r.kind in WORKER_KINDS:
+            detail = ", ".join(f"{status} ×{n}" for status, n in load.errors.most_common())
+            lines.append(f"ERRORS   {r.name}: {detail}")
+        elif load.errors:
             detail = ", ".join(f"{status} ×{n}" for status, n in load.errors.most_common())
             lines.append(f"ERRORS   {where}: {detail} ({load.messages_failed} messages not sent)")
         if load.warmup_errors:
             detail = ", ".join(f"{status} ×{n}" for status, n in load.warmup_errors.most_common())
             lines.append(f"ERRORS   {where} (warm-up): {detail}")
-        if load.deadline_hit:
+        if load.deadline_hit and r.kind in WORKER_KINDS:
+            lines.append(
+                f"NOTE     {r.name}: {load.messages_sent} of {load.requests_planned} tasks done by the "
+                "step's deadline"
+            )
+        elif load.deadline_hit:
             lines.append(
                 f"NOTE     {where}: step deadline reached after {load.requests} of "
                 f"{load.requests_planned} requests"
@@ -127,6 +188,40 @@ def error_lines(rows: list[Row]) -> list[str]:
                 f"NOTE     {where}: the queue reached about {r.peak_queue_depth} messages between purges; "
                 "moto scans them on every send, so its CPU per message and the latency are inflated"
             )
+        if r.kind == "idle":
+            rates = r.extra.get("cpu_ms_per_s", {})
+            lines.append(
+                f"NOTE     {r.name} ({r.extra['method']}): worker {_num(worker_cpu(rates))} ms CPU/s, moto "
+                f"{_num(rates.get('moto'))} ms/s, DB {_num(rates.get('db'))} ms/s: polling its queues; "
+                "this is in the CPU per task above too, a large share of it at a few tasks/s"
+            )
+        if r.kind == "worker":
+            lines.append(
+                f"NOTE     {r.name}: the consumer handed raw messages off at "
+                f"{_num(r.extra.get('handoff_rate'))}/s, tasks started at "
+                f"{_num(r.extra.get('task_start_rate'))}/s and succeeded at {_num(r.extra.get('rate'))}/s"
+            )
+        if r.kind in ("worker", "e2e"):
+            cpu = row.cpu_ms_per_msg
+            moto = cpu.get("moto")
+            sessions = r.extra.get("db_sessions_per_task")
+            lines.append(
+                f"NOTE     {r.name}, per task: worker CPU {_num(cpu.get('worker_consumer'), 1)} ms in the "
+                f"consumer + {_num(cpu.get('worker_pool'), 1)} ms in the pool; moto {_num(moto, 1)} ms "
+                f"(one GIL: at most {_num(1000 / moto if moto else None, 0)} tasks/s); "
+                f"{_num(sessions, 1)} new DB connections"
+                + (
+                    " (their backends' CPU is under others' CPU %, not DB CPU)"
+                    if sessions is not None and sessions >= 0.5
+                    else ""
+                )
+            )
+        if r.kind == "e2e" and r.extra.get("stages"):
+            stages = ", ".join(
+                f"{label} {_seconds(span['p50_ms'])} / {_seconds(span['p95_ms'])}"
+                for label, span in r.extra["stages"].items()
+            )
+            lines.append(f"NOTE     {r.name}, P50 / P95 s per stage: {stages}")
         for probe, pids in r.lost_pids.items():
             lines.append(f"NOTE     {where}: {probe} processes {pids} exited mid-step; CPU undercounted")
     noisy = [row for row in rows if (row.result.others_cpu_share or 0) > NOISY_SHARE]
@@ -191,6 +286,39 @@ def verdicts(rows: list[Row]) -> list[Verdict]:
                 f"(target >= {TARGET_RATIO * 100:.0f} %)",
             )
         )
+    return found + _worker_verdicts(rows)
+
+
+def _worker_verdicts(rows: list[Row]) -> list[Verdict]:
+    found = []
+    baseline = next((row for row in rows if row.result.name.startswith("boto3 receive")), None)
+    for row in rows:
+        r = row.result
+        if r.kind == "worker" and r.extra.get("judged"):
+            rate = r.extra.get("rate")
+            context = ""
+            if baseline is not None and baseline.result.extra.get("rate"):
+                context = f"; moto's own receive+delete: {_num(baseline.result.extra['rate'], 0)} msgs/s"
+            found.append(
+                Verdict(
+                    rate is not None and rate >= TARGET_TASKS_PER_S and not r.load.failed_requests,
+                    f"Worker throughput ({r.extra['method']}): {_num(rate)} tasks/s, "
+                    f"{_num(worker_cpu(row.cpu_ms_per_msg), 1)} ms worker CPU/task{context} "
+                    f"(target >= {TARGET_TASKS_PER_S:.0f} tasks/s)",
+                )
+            )
+        elif r.kind == "e2e":
+            p95 = row.p95 / 1000 if row.p95 is not None else None
+            failed = r.load.failed_requests
+            found.append(
+                Verdict(
+                    p95 is not None and p95 < TARGET_E2E_P95_S and not failed,
+                    f"End to end, POST /sqs/send to succeeded ({r.extra['method']}): P95 "
+                    f"{_num(p95, 2)} s, P50 {_seconds(row.p50)} s"
+                    f"{f', {failed} without success' if failed else ''} "
+                    f"(target P95 < {TARGET_E2E_P95_S:.0f} s)",
+                )
+            )
     return found
 
 
@@ -243,6 +371,7 @@ def _row_json(row: Row) -> dict:
         "machine_busy_seconds": _rounded(r.machine_busy_seconds),
         "machine_total_seconds": _rounded(r.machine_total_seconds),
         "others_cpu_share": r.others_cpu_share,
+        **({"worker_step": r.extra} if r.kind in WORKER_KINDS else {}),
         # Raw, one entry per timed request, in completion order (None: no answer).
         "latencies_ms": load.latencies_ms,
         "statuses": load.statuses,

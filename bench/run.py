@@ -1,11 +1,13 @@
-"""Benchmark Wipsie's send paths against a direct boto3 baseline on a local moto server.
+"""Benchmark Wipsie's send paths and its worker on a local moto server.
 
-    .venv/bin/python bench/run.py [--quick] [--database-url URL] [--messages N]
+    .venv/bin/python bench/run.py [--quick] [--database-url URL] [--messages N] [--only api|workers]
 
 Starts its own moto server and production web server (gunicorn with
 gunicorn.conf.py), drives POST /sqs/send and /sqs/send-batch and plain boto3 at
-1, 16 and 64 concurrent clients, and prints latency, throughput, Wipsie's CPU
-per message and PASS/MISS against the spec's targets. See bench/README.md.
+1, 16 and 64 concurrent clients, then starts a Celery worker and measures its
+throughput on trivial tasks (beside the emulator's own receive+delete rate) and
+the end-to-end latency from POST /sqs/send to `succeeded`. Prints latency,
+throughput, CPU per message and PASS/MISS against the targets. See bench/README.md.
 """
 
 import argparse
@@ -26,10 +28,18 @@ from pathlib import Path
 # would shadow installed ones.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import procs  # noqa: E402
+from bench import procs, workers  # noqa: E402
 from bench.database import Database, choose_database  # noqa: E402
-from bench.load import run_closed_loop  # noqa: E402
-from bench.report import error_lines, markdown_table, rows_from, verdicts, write_json  # noqa: E402
+from bench.history import History  # noqa: E402
+from bench.load import percentile, run_closed_loop  # noqa: E402
+from bench.report import (  # noqa: E402
+    error_lines,
+    markdown_table,
+    rows_from,
+    verdicts,
+    workers_table,
+    write_json,
+)
 from bench.steps import Context, QueueKeeper, StepResult, api_sender, boto3_client, plan  # noqa: E402
 
 RESULTS_DIR = procs.ROOT / "bench" / "results"
@@ -41,6 +51,25 @@ BENCH_USER = "bench"
 # 64 concurrent requests. The per-step deadline keeps the run bounded on a slow or busy machine.
 FULL = {"single": 1200, "batch": 300, "per_client": 4, "max_seconds": 35.0, "warmup": 2}
 QUICK = {"single": 150, "batch": 40, "per_client": 2, "max_seconds": 6.0, "warmup": 1}
+# The worker steps: tasks per throughput step, end-to-end messages and their rate (per second),
+# the deadline of a worker step, and the most messages waiting or in progress in the steady feed.
+# With the production settings a worker does about 2 tasks/s (see README), so 200 tasks take ~100 s.
+FULL_WORKER = {
+    "tasks": 200,
+    "e2e_messages": 50,
+    "e2e_rate": 5.0,
+    "worker_max_seconds": 120.0,
+    "feed": 20,
+    "idle_seconds": 5.0,
+}
+QUICK_WORKER = {
+    "tasks": 60,
+    "e2e_messages": 20,
+    "e2e_rate": 5.0,
+    "worker_max_seconds": 45.0,
+    "feed": 20,
+    "idle_seconds": 3.0,
+}
 # Messages between queue purges. Measured on moto 5.2.5: a purge costs it ~2.8 ms of CPU and
 # each message left in the queue ~0.02 ms per later send, so every 10-20 messages is cheapest
 # (about 4 ms of moto CPU per send, against ~6 ms purging every 100 and ~13 ms never, at 600).
@@ -62,11 +91,16 @@ def parse_args() -> argparse.Namespace:
         help="messages per step: N single sends, N/10 batch requests (overrides the defaults; "
         "still at least 4 requests per client)",
     )
+    parser.add_argument(
+        "--only",
+        choices=["api", "workers"],
+        help="run only the API steps, or only the worker steps (default: both)",
+    )
     return parser.parse_args()
 
 
 def step_sizes(args: argparse.Namespace) -> dict:
-    sizes = dict(QUICK if args.quick else FULL)
+    sizes = dict(QUICK if args.quick else FULL) | (QUICK_WORKER if args.quick else FULL_WORKER)
     if args.messages:
         sizes["single"] = max(1, args.messages)
         sizes["batch"] = max(1, args.messages // 10)
@@ -161,20 +195,25 @@ user.save()
 """
 
 
-def prepare(env: dict[str, str]) -> tuple[str, str]:
-    """Migrate, create the queues and the bench user. The default queue's URL, and the password."""
+def prepare(env: dict[str, str]) -> tuple[dict[str, str], str]:
+    """Migrate, create the queues and the bench user. The queues' URLs by logical name, and the password."""
     procs.manage("migrate", "--noinput", env=env)
     setup = procs.manage("sqs_setup", env=env)
-    # sqs_setup prints "<logical name>  <queue URL>" lines; the steps send to "default".
-    urls = [line.split()[1] for line in setup.splitlines() if line.startswith("default ")]
-    if not urls:
-        raise procs.StartupError(f"sqs_setup did not report the default queue:\n{setup}")
-    queue_url = urls[0]
+    # sqs_setup prints "<logical name>  <queue URL>" lines (and "  dead letters <URL>" ones); the
+    # load steps send to "default", the worker steps to "task_processing", the worker to "celery".
+    urls = {
+        parts[0]: parts[1]
+        for parts in (line.split() for line in setup.splitlines())
+        if len(parts) == 2 and parts[1].startswith("http")
+    }
+    missing = {"default", workers.TASK_QUEUE, workers.CELERY_QUEUE} - set(urls)
+    if missing:
+        raise procs.StartupError(f"sqs_setup did not report the queues {sorted(missing)}:\n{setup}")
     password = secrets.token_urlsafe(24)
     procs.manage(
         "shell", "-c", CREATE_USER, env={**env, "BENCH_USERNAME": BENCH_USER, "BENCH_PASSWORD": password}
     )
-    return queue_url, password
+    return urls, password
 
 
 def start_gunicorn(processes: procs.Processes, env: dict[str, str]) -> int:
@@ -237,20 +276,22 @@ def cpu_probes(gunicorn_pid: int, moto_pid: int, database: Database) -> list[pro
 # --- The run -----------------------------------------------------------------------
 
 
-def start_platform(processes: procs.Processes, database: Database, sizes: dict) -> Context:
-    """moto, the database and queues, gunicorn and a token: everything a step needs."""
+def start_platform(processes: procs.Processes, database: Database, sizes: dict) -> tuple[Context, dict]:
+    """moto, the database and queues, gunicorn and a token: everything a step needs. Also the
+    server's environment, which the worker shares."""
     began = time.monotonic()
     sqs_endpoint, moto_pid = start_moto(processes)
     api_port = procs.free_port()
     env = server_env(database=database, sqs_endpoint=sqs_endpoint, api_port=api_port)
-    queue_url, password = prepare(env)
+    queue_urls, password = prepare(env)
+    queue_url = queue_urls["default"]
     gunicorn_pid = start_gunicorn(processes, env)
     token = obtain_token(api_port, password)
     print(
         f"Servers up in {time.monotonic() - began:.0f} s: moto {sqs_endpoint}, gunicorn 127.0.0.1:{api_port}",
         flush=True,
     )
-    return Context(
+    context = Context(
         api_host="127.0.0.1",
         api_port=api_port,
         token=token,
@@ -261,7 +302,11 @@ def start_platform(processes: procs.Processes, database: Database, sizes: dict) 
         probes=cpu_probes(gunicorn_pid, moto_pid, database),
         warmup_per_client=sizes["warmup"],
         max_seconds_per_step=sizes["max_seconds"],
+        sqs_client=boto3_client(sqs_endpoint, REGION, pool=2),
+        queue_urls=queue_urls,
+        history=History(database),
     )
+    return context, env
 
 
 def run(args: argparse.Namespace, processes: procs.Processes) -> int:
@@ -272,17 +317,21 @@ def run(args: argparse.Namespace, processes: procs.Processes) -> int:
     print(machine_line(machine), flush=True)
     if database.note:
         print(f"NOTE     {database.note}", flush=True)
-    context = start_platform(processes, database, sizes)
+    context, env = start_platform(processes, database, sizes)
     context.keeper.start()
     try:
         warm_up(context)
-        results = run_steps(context, sizes)
+        results = [] if args.only == "workers" else run_steps(context, sizes)
+        if args.only != "api":
+            results += run_worker_steps(context, sizes, processes, env)
     finally:
         context.keeper.stop()
+        context.history.close()
 
     rows = rows_from(results)
     found = verdicts(rows)
-    print(f"\n{machine_line(machine)}\n\n{markdown_table(rows)}\n")
+    tables = [table for table in (markdown_table(rows), workers_table(rows)) if table]
+    print(f"\n{machine_line(machine)}\n\n" + "\n\n".join(tables) + "\n")
     for line in error_lines(rows):
         print(line)
     if context.keeper.purge_errors:
@@ -291,7 +340,14 @@ def run(args: argparse.Namespace, processes: procs.Processes) -> int:
         print(verdict.line())
     config = {
         "quick": args.quick,
+        "only": args.only,
         "sizes": sizes,
+        "worker": {
+            "argv": ["celery", *workers.WORKER_ARGS],
+            "env": workers.WORKER_ENV,
+            "warm_up_tasks": WORKER_WARM_UP,
+            "task_data": workers.TASK_DATA,
+        },
         "concurrencies": CONCURRENCIES,
         "purge_every_messages": PURGE_EVERY,
         "queue_purge_errors": dict(context.keeper.purge_errors),
@@ -323,6 +379,52 @@ def run_steps(context: Context, sizes: dict) -> list[StepResult]:
         )
         results.append(result)
     return results
+
+
+WORKER_WARM_UP = 10  # tasks the worker must finish before it is timed: every pool process warm
+
+
+def run_worker_steps(
+    context: Context, sizes: dict, processes: procs.Processes, env: dict[str, str]
+) -> list[StepResult]:
+    """The emulator's baselines while no worker runs, then one worker for the worker steps."""
+    steps = workers.plan(
+        tasks=sizes["tasks"],
+        e2e_messages=sizes["e2e_messages"],
+        e2e_rate=sizes["e2e_rate"],
+        max_seconds=sizes["worker_max_seconds"],
+        feed=sizes["feed"],
+        idle_seconds=sizes["idle_seconds"],
+    )
+    results = [_report_worker_step(step.run(context)) for step in steps["baselines"]]
+    worker = workers.Worker(processes, env)
+    context.worker = worker
+    try:
+        seconds = worker.start(context, warm_up=WORKER_WARM_UP)
+        print(f"Worker up in {seconds:.0f} s (pid {worker.process.pid}, {WORKER_WARM_UP} warm-up tasks)")
+        for step in steps["worker"]:
+            results.append(_report_worker_step(step.run(context)))
+    finally:
+        worker.stop()
+    return results
+
+
+def _report_worker_step(result: StepResult) -> StepResult:
+    load = result.load
+    if result.kind == "idle":
+        figure = f"{load.wall_seconds:.1f} s"
+    elif result.kind == "e2e":
+        latencies = sorted(value for value in load.latencies_ms if value is not None)
+        p95 = percentile(latencies, 0.95)
+        figure = f"P95 {p95 / 1000:5.2f} s" if p95 is not None else "no latency"
+    else:
+        figure = f"{result.extra.get('rate') or 0:6.1f}/s over {load.wall_seconds:5.1f} s"
+    print(
+        f"[worker] {result.name:<32} {load.messages_sent:>4} of {load.requests_planned} done, "
+        f"{load.failed_requests} errors, {figure}",
+        flush=True,
+    )
+    return result
 
 
 def stopped_by_sigterm(*_) -> None:

@@ -1,9 +1,9 @@
 """The benchmark's steps: what each one sends, and what it measures.
 
-A run is a list of steps (`plan`), each an object with a `name` and a
-`run(context) -> StepResult`. Today there are load steps only (the API's send
-paths and the direct boto3 baseline); a worker-throughput or end-to-end
-latency step is another class with the same two members, added to `plan`.
+A run is a list of steps, each an object with a `name` and a
+`run(context) -> StepResult`. Here: the load steps (`plan`: the API's send
+paths and the direct boto3 baseline). The worker's steps, with the same two
+members, are in bench/workers.py.
 """
 
 import json
@@ -135,13 +135,18 @@ class Context:
     probes: list[procs.CpuProbe]  # "wipsie" (gunicorn), "moto", "db", "client" (this process)
     warmup_per_client: int
     max_seconds_per_step: float
+    # For the worker steps (bench/workers.py).
+    sqs_client: object = None  # a boto3 SQS client for setup and the baselines
+    queue_urls: dict[str, str] = field(default_factory=dict)  # logical name -> URL
+    history: object = None  # bench.history.History
+    worker: object = None  # bench.workers.Worker, once started
 
 
 @dataclass
 class StepResult:
     name: str
-    kind: str  # "api" or "direct" (later: "worker", "e2e")
-    path: str  # "send" or "send-batch"
+    kind: str  # "api" or "direct"; "baseline", "worker" or "e2e" (bench/workers.py)
+    path: str  # "send" or "send-batch"; the logical queue for the worker steps
     clients: int
     messages_per_request: int
     load: LoadResult
@@ -152,6 +157,7 @@ class StepResult:
     # The whole machine in the step: other processes' CPU makes every figure noisier.
     machine_busy_seconds: float = 0.0
     machine_total_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)  # figures specific to a kind of step
 
     @property
     def others_cpu_share(self) -> float | None:

@@ -33,7 +33,7 @@ class StandardMessageConsumer(bootsteps.ConsumerStep):
                 channel,
                 queues=[Queue(queue_spec(name).physical_name)],
                 on_message=functools.partial(on_raw_message, name),
-                prefetch_count=settings.CELERY_WORKER_PREFETCH_MULTIPLIER,
+                prefetch_count=settings.WIPSIE_HANDOFF_PREFETCH,
             )
             for name in settings.WIPSIE_WORKER_QUEUES
         ]
