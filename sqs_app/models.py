@@ -24,6 +24,11 @@ class MessageStatus(models.TextChoices):
     DEAD_LETTERED = "dead_lettered", "Dead-lettered"
     DELETED = "deleted", "Deleted"
 
+    @classmethod
+    def finished(cls) -> set[str]:
+        """An outcome is recorded: a later delivery of the message is a duplicate."""
+        return {cls.SUCCEEDED, cls.FAILED, cls.DEAD_LETTERED, cls.DELETED}
+
 
 class EventKind(models.TextChoices):
     SENT = "sent", "Sent"

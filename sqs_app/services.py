@@ -307,7 +307,14 @@ def messages_receive(
             for raw in received:
                 body = parse_body(raw.body)
                 record = message_record_received(
-                    queue=queue, received=raw, body=body, actor=_actor(received_by)
+                    queue=queue,
+                    sqs_message_id=raw.message_id,
+                    body=body,
+                    actor=_actor(received_by),
+                    receive_count=int(raw.system_attributes.get("ApproximateReceiveCount", 1)),
+                    receipt_handle=raw.receipt_handle,
+                    attributes=raw.attributes,
+                    sent_at=_sent_timestamp(raw.system_attributes),
                 )
                 delivered.append(
                     DeliveredMessage(raw.message_id, body, raw.attributes, raw.receipt_handle, record)
@@ -351,29 +358,41 @@ def message_record_new(
 
 
 def message_record_received(
-    *, queue: str, received: sqs_client.ReceivedMessage, body: object, actor: str
+    *,
+    queue: str,
+    sqs_message_id: str,
+    body: object,
+    actor: str,
+    receive_count: int = 1,
+    receipt_handle: str = "",
+    attributes: dict | None = None,
+    sent_at=None,
 ) -> Message:
-    """Record a receive. A message from another producer gets its first row here."""
-    record = message_record_find(queue=queue, sqs_message_id=received.message_id, body=body)
-    if record is None:
-        record = message_record_new(
-            queue=queue,
-            sqs_message_id=received.message_id,
-            body=body,
-            attributes=received.attributes,
-            sent_at=_sent_timestamp(received.system_attributes),
-        )
-    record.sqs_message_id = received.message_id
-    record.status = MessageStatus.RECEIVED
-    record.receipt_handle = received.receipt_handle
-    record.receive_count = int(received.system_attributes.get("ApproximateReceiveCount", 1))
-    record.save()
-    MessageEvent.objects.create(
-        message=record,
-        kind=EventKind.RECEIVED,
-        actor=actor,
-        detail={"receive_count": record.receive_count},
-    )
+    """Record a receive, by an API client or a worker. Returns the message's history row.
+
+    A message from another producer (a Lambda, the console, plain boto3) gets
+    its first row here, keyed by SQS's id, and by the StandardMessage id when
+    its body carries one. A message whose outcome is already recorded keeps
+    its status: the delivery is only noted, as a duplicate.
+    """
+    with transaction.atomic():
+        found = message_record_find(queue=queue, sqs_message_id=sqs_message_id, body=body)
+        if found is None:
+            record = message_record_new(
+                queue=queue, sqs_message_id=sqs_message_id, body=body, attributes=attributes, sent_at=sent_at
+            )
+        else:
+            record = Message.objects.select_for_update().get(pk=found.pk)
+        detail = {"receive_count": receive_count, "sqs_message_id": sqs_message_id}
+        if record.status in MessageStatus.finished():
+            detail["duplicate"] = True
+        elif record.status in (MessageStatus.PENDING, MessageStatus.SENT, MessageStatus.RECEIVED):
+            record.status = MessageStatus.RECEIVED
+        record.sqs_message_id = record.sqs_message_id or sqs_message_id
+        record.receipt_handle = receipt_handle or record.receipt_handle
+        record.receive_count = max(record.receive_count, receive_count)
+        record.save()
+        MessageEvent.objects.create(message=record, kind=EventKind.RECEIVED, actor=actor, detail=detail)
     return record
 
 

@@ -22,19 +22,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from sqs_app.models import EventKind, Message, MessageEvent, MessageStatus
-from sqs_app.services import dead_letter_send, message_record_find, message_record_new, parse_body
+from sqs_app.services import dead_letter_send, message_record_received, parse_body
 
 logger = logging.getLogger(__name__)
 
 WORKER = "worker"
 
-# An outcome is recorded: a later delivery is a duplicate.
-FINISHED = {
-    MessageStatus.SUCCEEDED,
-    MessageStatus.FAILED,
-    MessageStatus.DEAD_LETTERED,
-    MessageStatus.DELETED,
-}
+FINISHED = MessageStatus.finished()
 
 
 @dataclass(frozen=True)
@@ -45,29 +39,14 @@ class Claim:
 
 
 def message_receive(*, queue: str, sqs_message_id: str, raw_body: str, receive_count: int = 1) -> Message:
-    """Record that a worker took a message off a queue. Returns its history row.
-
-    A message from another producer (a Lambda, the console, plain boto3) gets
-    its first row here, keyed by SQS's id, and by the StandardMessage id when
-    its body carries one. A message whose outcome is already recorded keeps
-    its status: the delivery is only noted, as a duplicate.
-    """
-    body = parse_body(raw_body)
-    with transaction.atomic():
-        record = _locked_record(queue=queue, sqs_message_id=sqs_message_id, body=body)
-        if record is None:
-            record = message_record_new(queue=queue, sqs_message_id=sqs_message_id, body=body)
-            record.status = MessageStatus.RECEIVED
-        elif record.status in (MessageStatus.PENDING, MessageStatus.SENT):
-            record.status = MessageStatus.RECEIVED
-        record.sqs_message_id = record.sqs_message_id or sqs_message_id
-        record.receive_count = max(record.receive_count, receive_count)
-        record.save()
-        detail = {"receive_count": receive_count, "sqs_message_id": sqs_message_id}
-        if record.status in FINISHED:
-            detail["duplicate"] = True
-        _event(record, EventKind.RECEIVED, **detail)
-    return record
+    """Record that a worker took a message off a queue (sqs_app.services does the work)."""
+    return message_record_received(
+        queue=queue,
+        sqs_message_id=sqs_message_id,
+        body=parse_body(raw_body),
+        actor=WORKER,
+        receive_count=receive_count,
+    )
 
 
 def message_claim(*, message_pk: int, task_id: str) -> Claim:
@@ -127,13 +106,6 @@ def _finish(record: Message, status: str, kind: str, *, error: str, **detail) ->
         record.finished_at = timezone.now()
         record.save(update_fields=["status", "last_error", "finished_at", "updated_at"])
         _event(record, kind, **({"error": error} if error else {}), **detail)
-
-
-def _locked_record(*, queue: str, sqs_message_id: str, body: object) -> Message | None:
-    found = message_record_find(queue=queue, sqs_message_id=sqs_message_id, body=body)
-    if found is None:
-        return None
-    return Message.objects.select_for_update().get(pk=found.pk)
 
 
 def _event(record: Message, kind: str, **detail) -> None:

@@ -199,7 +199,7 @@ def test_it_shows_a_message_by_its_sqs_id_with_the_events_in_order(api_client, l
     times = [datetime.fromisoformat(e["at"]) for e in body["events"]]
     assert times == sorted(times)
     assert body["events"][0]["detail"] == {"sqs_message_id": sqs_id}
-    assert body["events"][1]["detail"] == {"receive_count": 1}
+    assert body["events"][1]["detail"] == {"receive_count": 1, "sqs_message_id": sqs_id}
 
 
 def test_it_shows_a_message_by_its_standard_message_id(api_client, lived):
