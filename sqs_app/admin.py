@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from . import selectors, services, sqs_client
+from . import selectors, services
 from .api.serializers import SendRequestSerializer
 from .errors import WipsieError, validation_details
 from .models import EventKind, Message, MessageEvent, MessageStatus
@@ -176,10 +176,7 @@ class MessageAdmin(admin.ModelAdmin):
     def queues_view(self, request):
         rows, error = [], None
         try:
-            for name in LOGICAL_QUEUES:
-                depth = sqs_client.queue_depths(name)
-                dead = sqs_client.queue_depths(name, dead_letters=True)["visible"]
-                rows.append({"name": name, **depth, "dead": dead})
+            rows = selectors.queue_overview()
         except WipsieError as exc:
             error = f"{exc.error_code}: {exc.message}"
         context = {**self.admin_site.each_context(request), "title": "Queues", "rows": rows, "error": error}

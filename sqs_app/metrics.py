@@ -11,10 +11,9 @@ from django.db.models import Count
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 
-from . import sqs_client
+from . import selectors
 from .errors import WipsieError
 from .models import Message
-from .queues import LOGICAL_QUEUES
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +40,10 @@ class WipsieCollector:
             "sqs_queue_size", "Approximate messages in the queue", labels=["queue_name", "kind"]
         )
         try:
-            for name in LOGICAL_QUEUES:
-                depth = sqs_client.queue_depths(name)
+            for row in selectors.queue_overview():
                 for kind in ("visible", "in_flight", "delayed"):
-                    sizes.add_metric([name, kind], depth[kind])
-                sizes.add_metric(
-                    [name, "dead_letters"], sqs_client.queue_depths(name, dead_letters=True)["visible"]
-                )
+                    sizes.add_metric([row["name"], kind], row[kind])
+                sizes.add_metric([row["name"], "dead_letters"], row["dead"])
         except WipsieError as exc:
             logger.warning("Queue sizes unavailable for /metrics: %s", exc.error_code)
         yield sizes

@@ -8,8 +8,9 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 from django_celery_results.models import TaskResult
 
-from . import errors
+from . import errors, sqs_client
 from .models import Message
+from .queues import LOGICAL_QUEUES
 
 
 def message_list(
@@ -74,3 +75,19 @@ def _decoded(value):
         return json.loads(value) if value is not None else None
     except ValueError:
         return value
+
+
+def queue_overview() -> list[dict]:
+    """Each logical queue's depth in SQS and its dead letters: one row per queue.
+
+    {"name", "visible", "in_flight", "delayed", "dead"}; raises a WipsieError
+    when SQS cannot answer. The admin, `sqs_status` and /metrics all read this.
+    """
+    return [
+        {
+            "name": name,
+            **sqs_client.queue_depths(name),
+            "dead": sqs_client.queue_depths(name, dead_letters=True)["visible"],
+        }
+        for name in LOGICAL_QUEUES
+    ]

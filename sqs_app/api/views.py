@@ -18,7 +18,7 @@ from ..queues import LOGICAL_QUEUES
 from . import serializers as s
 
 
-def _errors(*codes: int) -> dict[int, OpenApiResponse]:
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     """OpenAPI entries for error responses, all in the one envelope."""
     return {code: OpenApiResponse(s.ErrorEnvelopeSerializer, description="Error envelope") for code in codes}
 
@@ -45,7 +45,8 @@ def parse_body(serializer_class, request) -> dict:
 
 class QueueListView(APIView):
     @extend_schema(
-        summary="List the queues", responses={200: s.QueueListResponseSerializer, **_errors(*COMMON_ERRORS)}
+        summary="List the queues",
+        responses={200: s.QueueListResponseSerializer, **error_responses(*COMMON_ERRORS)},
     )
     def get(self, request):
         return Response({"available_queues": list(LOGICAL_QUEUES), "region": settings.AWS_REGION})
@@ -57,7 +58,7 @@ class SendView(APIView):
         request=s.SendRequestSerializer,
         responses={
             200: s.SendResponseSerializer,
-            **_errors(400, 404, 413, 415, 422, *COMMON_ERRORS, *SQS_ERRORS),
+            **error_responses(400, 404, 413, 415, 422, *COMMON_ERRORS, *SQS_ERRORS),
         },
     )
     def post(self, request):
@@ -84,7 +85,7 @@ class SendBatchView(APIView):
         request=s.SendBatchRequestSerializer,
         responses={
             200: s.SendBatchResponseSerializer,
-            **_errors(400, 404, 413, 415, 422, *COMMON_ERRORS, *SQS_ERRORS),
+            **error_responses(400, 404, 413, 415, 422, *COMMON_ERRORS, *SQS_ERRORS),
         },
     )
     def post(self, request):
@@ -117,7 +118,10 @@ class ReceiveView(APIView):
     @extend_schema(
         summary="Receive messages",
         parameters=[s.ReceiveQuerySerializer],
-        responses={200: s.ReceiveResponseSerializer, **_errors(400, 404, *COMMON_ERRORS, *SQS_ERRORS)},
+        responses={
+            200: s.ReceiveResponseSerializer,
+            **error_responses(400, 404, *COMMON_ERRORS, *SQS_ERRORS),
+        },
     )
     def get(self, request, queue_name: str):
         params = parse_query(s.ReceiveQuerySerializer, request)
@@ -144,7 +148,7 @@ class DeleteView(APIView):
     @extend_schema(
         summary="Delete a received message by its receipt handle",
         parameters=[s.DeleteQuerySerializer],
-        responses={200: s.DeleteResponseSerializer, **_errors(400, 404, *COMMON_ERRORS, *SQS_ERRORS)},
+        responses={200: s.DeleteResponseSerializer, **error_responses(400, 404, *COMMON_ERRORS, *SQS_ERRORS)},
     )
     def delete(self, request, queue_name: str):
         params = parse_query(s.DeleteQuerySerializer, request)
@@ -158,7 +162,7 @@ class TestMessageView(APIView):
     @extend_schema(
         summary="Send a test message to the default queue",
         request=None,
-        responses={200: s.TestMessageResponseSerializer, **_errors(*COMMON_ERRORS, *SQS_ERRORS)},
+        responses={200: s.TestMessageResponseSerializer, **error_responses(*COMMON_ERRORS, *SQS_ERRORS)},
     )
     def post(self, request):
         test_message, sent = services.test_message_send(sent_by=request.user)
@@ -175,7 +179,10 @@ class RedriveView(APIView):
     @extend_schema(
         summary="Replay dead-lettered messages onto their queue",
         request=s.RedriveRequestSerializer,
-        responses={200: s.RedriveResponseSerializer, **_errors(404, 422, *COMMON_ERRORS, *SQS_ERRORS)},
+        responses={
+            200: s.RedriveResponseSerializer,
+            **error_responses(404, 422, *COMMON_ERRORS, *SQS_ERRORS),
+        },
     )
     def post(self, request, queue_name: str):
         data = parse_body(s.RedriveRequestSerializer, request)
@@ -200,7 +207,7 @@ class MessageListView(APIView):
     @extend_schema(
         summary="Message history",
         parameters=[s.MessageListQuerySerializer],
-        responses={200: s.MessageRecordSerializer(many=True), **_errors(400, 404, *COMMON_ERRORS)},
+        responses={200: s.MessageRecordSerializer(many=True), **error_responses(400, 404, *COMMON_ERRORS)},
     )
     def get(self, request):
         params = parse_query(s.MessageListQuerySerializer, request)
@@ -220,7 +227,7 @@ class MessageListView(APIView):
 class MessageDetailView(APIView):
     @extend_schema(
         summary="One message with its event timeline",
-        responses={200: s.MessageDetailSerializer, **_errors(404, *COMMON_ERRORS)},
+        responses={200: s.MessageDetailSerializer, **error_responses(404, *COMMON_ERRORS)},
     )
     def get(self, request, message_id: str):
         message = selectors.message_get(message_id=message_id)

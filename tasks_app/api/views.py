@@ -1,17 +1,17 @@
 """Recurring polls: list them, stop one."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from sqs_app.api.serializers import ErrorEnvelopeSerializer
+from sqs_app.api.views import COMMON_ERRORS, error_responses
 
 from .. import polling
 from ..models import PollSchedule
 from .serializers import PollScheduleSerializer
 
-_ERRORS = {code: OpenApiResponse(ErrorEnvelopeSerializer) for code in (401, 404, 429, 500)}
+_ERRORS = error_responses(404, *COMMON_ERRORS)
 
 
 class PollListView(APIView):

@@ -2,9 +2,8 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sqs_app import sqs_client
+from sqs_app import selectors
 from sqs_app.errors import WipsieError
-from sqs_app.queues import LOGICAL_QUEUES
 
 
 class Command(BaseCommand):
@@ -13,12 +12,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         self.stdout.write(f"{'queue':<16} {'visible':>8} {'in flight':>10} {'delayed':>8} {'dead':>6}")
         try:
-            for name in LOGICAL_QUEUES:
-                depth = sqs_client.queue_depths(name)
-                dead = sqs_client.queue_depths(name, dead_letters=True)["visible"]
+            for row in selectors.queue_overview():
                 self.stdout.write(
-                    f"{name:<16} {depth['visible']:>8} {depth['in_flight']:>10} "
-                    f"{depth['delayed']:>8} {dead:>6}"
+                    f"{row['name']:<16} {row['visible']:>8} {row['in_flight']:>10} "
+                    f"{row['delayed']:>8} {row['dead']:>6}"
                 )
         except WipsieError as exc:
             raise CommandError(f"{exc.error_code}: {exc.message}") from exc
