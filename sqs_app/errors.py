@@ -99,6 +99,12 @@ class SQSRequestFailed(WipsieError):
     default_detail = "Amazon SQS rejected the request."
 
 
+class ActionNotPermitted(WipsieError):
+    status_code = status.HTTP_403_FORBIDDEN
+    error_code = "PERMISSION_DENIED"
+    default_detail = "You do not have permission to do this."
+
+
 class DatabaseUnavailable(WipsieError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     error_code = "DATABASE_UNAVAILABLE"

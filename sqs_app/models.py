@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from .permissions import MESSAGE_PERMISSIONS
+
 
 class MessageStatus(models.TextChoices):
     # Recorded by Wipsie, not yet confirmed by SQS. A row stays here only if the
@@ -81,6 +83,7 @@ class Message(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = MESSAGE_PERMISSIONS
         constraints = [
             models.UniqueConstraint(fields=["queue", "standard_id"], name="unique_standard_id_per_queue"),
         ]
