@@ -198,6 +198,6 @@ def test_a_request_returned_to_the_queue_sets_the_messages_visibility(sqs, boto_
 def test_return_to_queue_keeps_its_delay_across_processes():
     import pickle
 
-    back = pickle.loads(pickle.dumps(worker.ReturnToQueue("retry 1 in 60 s", delay=60)))
+    back = pickle.loads(pickle.dumps(worker.ReturnToQueue("retry 1 in 60 s", delay=60)))  # noqa: S301
 
     assert (back.delay, back.requeue, back.reason) == (60, True, "retry 1 in 60 s")
