@@ -19,7 +19,7 @@ import logging
 from celery import Task, shared_task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
 from sqs_app.errors import WipsieError
 from sqs_app.services import message_send
@@ -59,6 +59,8 @@ class MessageTask(Task):
             data = validated_task_data(claim.body, task_type=task_type)
             result = HANDLERS[task_type](message=claim.body, data=data, record_pk=claim.pk)
         except (TemporaryTaskError, SoftTimeLimitExceeded, DatabaseError) as exc:
+            if isinstance(exc, DatabaseError):
+                _drop_broken_connection()
             self._retry_or_dead_letter(claim, exc)
         except PermanentTaskError as exc:
             self.recorded(lifecycle.message_failed, claim, error=str(exc))
@@ -82,6 +84,8 @@ class MessageTask(Task):
         try:
             return record_step(*args, **kwargs)
         except (WipsieError, DatabaseError) as exc:
+            if isinstance(exc, DatabaseError):
+                _drop_broken_connection()
             delivery = kwargs.get("delivery") or args[0].delivery
             delay = min(
                 UNRECORDED_RETRY_SECONDS * 2 ** max(0, delivery.receive_count - 1),
@@ -105,6 +109,17 @@ class MessageTask(Task):
             raise ReturnToQueue(f"retry {retries_done + 1} in {delay} s: {error}", delay=delay) from exc
         self.recorded(lifecycle.message_dead_lettered, claim, error=error)
         raise exc
+
+
+def _drop_broken_connection() -> None:
+    """After a database error, let the next statement reconnect instead of failing too.
+
+    Pool processes keep their connection across tasks (CELERY_DB_REUSE_MAX),
+    so a connection the database dropped would fail every later task; Django
+    closes it here if it is no longer usable (one SELECT 1, only after an error).
+    """
+    for conn in connections.all(initialized_only=True):
+        conn.close_if_unusable_or_obsolete()
 
 
 @shared_task(bind=True, base=MessageTask, name="data_polling")

@@ -5,6 +5,7 @@ every open connection is closed and every new one is closed at once, which
 is what a client sees when the network between it and the server breaks.
 """
 
+import contextlib
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -65,21 +66,16 @@ class TcpProxy:
 
     def _pipe(self, source: socket.socket, target: socket.socket) -> None:
         try:
-            while data := source.recv(65536):
-                target.sendall(data)
-        except OSError:
-            pass
+            with contextlib.suppress(OSError):
+                while data := source.recv(65536):
+                    target.sendall(data)
         finally:
             _close(source)
             _close(target)
 
 
 def _close(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass
