@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 
 from sqs_app.errors import WipsieError
-from sqs_app.services import message_send
+from sqs_app.services import body_problem, message_send
 
 from . import lifecycle, polling
 from .errors import PermanentTaskError, TemporaryTaskError
@@ -119,7 +119,8 @@ def _drop_broken_connection() -> None:
     closes it here if it is no longer usable (one SELECT 1, only after an error).
     """
     for conn in connections.all(initialized_only=True):
-        conn.close_if_unusable_or_obsolete()
+        if not conn.in_atomic_block:  # inside a transaction (a test's), it is not ours to close
+            conn.close_if_unusable_or_obsolete()
 
 
 @shared_task(bind=True, base=MessageTask, name="data_polling")
@@ -141,10 +142,14 @@ def notification(self, **delivery):
 def unroutable_message(self, **delivery):
     """A message no task family accepts: failed, with the reason, and kept in the DLQ."""
     delivery = Delivery(**delivery)
-    return self.process(delivery, task_type=None, unroutable=_unroutable_reason(delivery.body))
+    return self.process(delivery, task_type=None, unroutable=_unroutable_reason(delivery))
 
 
-def _unroutable_reason(body: object) -> str:
+def _unroutable_reason(delivery: Delivery) -> str:
+    problem = body_problem(delivery.raw_body)
+    if problem:
+        return f"the message body cannot be handled as JSON: {problem}"
+    body = delivery.body
     task_type = body.get("task_type") if isinstance(body, dict) else None
     if not task_type:
         return "the message has no task_type"
