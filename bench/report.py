@@ -209,7 +209,8 @@ def error_lines(rows: list[Row]) -> list[str]:
             rates = r.extra.get("cpu_ms_per_s", {})
             lines.append(
                 f"NOTE     {r.emulator}: {r.name} ({r.extra['method']}): worker {_num(worker_cpu(rates))} ms "
-                f"CPU/s, emulator {_num(rates.get('emulator'))} ms/s, DB {_num(rates.get('db'))} ms/s: polling its queues; "
+                f"CPU/s, emulator {_num(rates.get('emulator'))} ms/s, DB {_num(rates.get('db'))} ms/s: "
+                "polling its queues; "
                 "this is in the CPU per task above too, a large share of it at a few tasks/s"
             )
         if r.kind == "worker":
@@ -224,7 +225,8 @@ def error_lines(rows: list[Row]) -> list[str]:
             sessions = r.extra.get("db_sessions_per_task")
             lines.append(
                 f"NOTE     {r.name}, per task: worker CPU {_num(cpu.get('worker_consumer'), 1)} ms in the "
-                f"consumer + {_num(cpu.get('worker_pool'), 1)} ms in the pool; {r.emulator} {_num(moto, 1)} ms "
+                f"consumer + {_num(cpu.get('worker_pool'), 1)} ms in the pool; "
+                f"{r.emulator} {_num(moto, 1)} ms "
                 f"(one GIL: at most {_num(1000 / moto if moto else None, 0)} tasks/s); "
                 f"{_num(sessions, 1)} new DB connections"
                 + (
