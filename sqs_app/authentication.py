@@ -21,7 +21,17 @@ What this means for revocation (also in README.md, "Authentication"):
 
 So a password change or a deactivation refuses that user's existing access
 tokens within 60 s in every process.
+
+A client sends the same token with every request, and checking its signature
+and claims costs more than a send's own database write. So a token that passed
+is remembered, by its exact bytes, until it expires or for
+AUTH_USER_CACHE_SECONDS, whichever is sooner: the same bytes always verify
+the same way, and expiry is checked again on every use. The user behind it is
+still looked up (in the user cache) and checked on every request.
 """
+
+import threading
+import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -40,8 +50,28 @@ def user_cache_key(user_id) -> str:
     return f"wipsie:auth-user:{user_id}"
 
 
+# Raw token -> (valid until, validated token), for this process. Bounded: a
+# flood of distinct tokens only empties it, it never grows without limit.
+_validated_tokens: dict[bytes, tuple[float, object]] = {}
+_validated_tokens_lock = threading.Lock()
+VALIDATED_TOKENS_MAX = 10_000
+
+
 class CachedUserJWTAuthentication(JWTAuthentication):
     """simplejwt's bearer authentication, with the user from a short-lived cache."""
+
+    def get_validated_token(self, raw_token: bytes):
+        now = time.time()
+        remembered = _validated_tokens.get(raw_token)
+        if remembered is not None and now < remembered[0]:
+            return remembered[1]
+        token = super().get_validated_token(raw_token)  # raises for a bad or expired token
+        until = min(float(token.get("exp", now)), now + settings.AUTH_USER_CACHE_SECONDS)
+        with _validated_tokens_lock:
+            if len(_validated_tokens) >= VALIDATED_TOKENS_MAX:
+                _validated_tokens.clear()
+            _validated_tokens[raw_token] = (until, token)
+        return token
 
     def get_user(self, validated_token):
         try:

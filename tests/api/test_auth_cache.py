@@ -142,3 +142,58 @@ def test_a_cached_user_still_has_every_check_applied(user, sqs_untouched):
 
     assert_error_envelope(response, 401, "AUTHENTICATION_FAILED")
     assert not [q for q in queries.captured_queries if "auth_user" in q["sql"]]
+
+
+def test_a_token_is_verified_once_and_then_remembered_until_it_expires(user, sqs_untouched):
+    from rest_framework_simplejwt.tokens import AccessToken as Access
+
+    client = bearer(user)
+    with mock.patch.object(Access, "verify", autospec=True, side_effect=Access.verify) as verify:
+        assert client.get("/sqs/queues").status_code == 200
+        assert client.get("/sqs/queues").status_code == 200
+
+    assert verify.call_count <= 1  # the first request may have verified it already, never the second
+
+
+def test_a_token_is_remembered_no_longer_than_it_is_valid(user, sqs_untouched, settings):
+    from datetime import timedelta
+
+    from sqs_app import authentication
+
+    token = AccessToken.for_user(user)
+    token.set_exp(lifetime=timedelta(seconds=5))  # expires long before the cache would forget it
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get("/sqs/queues").status_code == 200
+
+    until, _ = authentication._validated_tokens[str(token).encode()]
+    assert until == token["exp"]
+    assert until <= authentication.time.time() + settings.AUTH_USER_CACHE_SECONDS
+
+
+def test_past_its_time_a_remembered_token_is_verified_again(user, sqs_untouched):
+    from rest_framework_simplejwt.tokens import AccessToken as Access
+
+    token = AccessToken.for_user(user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get("/sqs/queues").status_code == 200
+
+    later = token["exp"] + 1
+    with (
+        mock.patch("sqs_app.authentication.time.time", return_value=later),
+        mock.patch.object(Access, "verify", autospec=True, side_effect=Access.verify) as verify,
+    ):
+        client.get("/sqs/queues")
+
+    assert verify.called
+
+
+def test_a_tampered_token_is_never_taken_for_a_remembered_one(user, sqs_untouched):
+    token = str(AccessToken.for_user(user))
+    assert bearer(user).get("/sqs/queues").status_code == 200
+    tampered = token[:-2] + ("A" if token[-2] != "A" else "B") + token[-1]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tampered}")
+
+    assert_error_envelope(client.get("/sqs/queues"), 401, "AUTHENTICATION_FAILED")
