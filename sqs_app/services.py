@@ -43,6 +43,7 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from . import errors, sqs_client
+from .inserts import insert_rows
 from .metrics import MESSAGES_DELETED, MESSAGES_RECEIVED, MESSAGES_SENT
 from .models import EventKind, Message, MessageEvent, MessageStatus
 from .queues import LOGICAL_QUEUES, is_known_queue
@@ -272,64 +273,45 @@ def _record_one_sent(outgoing: OutgoingMessage, *, queue: str, sent_by, sent_at)
     """
     with _savepoint_if_nested():
         if outgoing.record is None:
-            _insert_sent_row(outgoing, queue=queue, sent_by=sent_by, sent_at=sent_at)
+            _insert_sent_rows([outgoing], queue=queue, sent_by=sent_by, sent_at=sent_at)
         else:
             _confirm_reserved_rows([outgoing], sent_at=sent_at)
-        MessageEvent.objects.create(
-            message=outgoing.record,
-            kind=EventKind.SENT,
-            at=sent_at,
-            actor=_actor(sent_by),
-            detail={"sqs_message_id": outgoing.message_id},
-        )
-
-
-def _insert_sent_row(outgoing: OutgoingMessage, *, queue: str, sent_by, sent_at) -> None:
-    """Insert a fresh id's row as `sent`, or complete the row a worker already made.
-
-    A worker that takes the message off the queue before this insert lands
-    creates its row from the body (`message_record_received`), with the same
-    (queue, standard_id): the insert then fails on that unique constraint, and
-    only the sender's own fields are filled in on the worker's row. Its status
-    stays the worker's, never moved backwards.
-    """
-    row = _history_row(outgoing, queue=queue, sent_by=sent_by, status=MessageStatus.SENT, sent_at=sent_at)
-    try:
-        with _savepoint_if_nested():
-            row.save(force_insert=True)  # an INSERT and nothing else (no parents, no transaction)
-    except IntegrityError:
-        row = Message.objects.get(queue=queue, standard_id=row.standard_id)
-        Message.objects.filter(pk=row.pk).update(sent_by=sent_by, sent_at=sent_at, updated_at=timezone.now())
-    outgoing.record = row
+        _insert_sent_events([outgoing], sent_by=sent_by, sent_at=sent_at)
 
 
 def _record_many_sent(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
-    """A batch's rows and events in one transaction: one BEGIN and COMMIT shared by up to ten messages.
-
-    Fresh ids are inserted with ON CONFLICT on (queue, standard_id): on a row a
-    worker made first (see `_insert_sent_row`) only the sender's fields are
-    updated. The rows' ids come back either way (RETURNING), for the events.
-    """
+    """A batch's rows and events in one transaction: one BEGIN and COMMIT shared by up to ten messages."""
     fresh = [m for m in batch if m.record is None]
     reserved = [m for m in batch if m.record is not None]
     with transaction.atomic():
-        if fresh:
-            rows = [
-                _history_row(m, queue=queue, sent_by=sent_by, status=MessageStatus.SENT, sent_at=sent_at)
-                for m in fresh
-            ]
-            Message.objects.bulk_create(
-                rows,
-                update_conflicts=True,
-                unique_fields=["queue", "standard_id"],
-                update_fields=["sent_by", "sent_at", "updated_at"],
-            )
-            for outgoing, row in zip(fresh, rows, strict=True):
-                outgoing.record = row
+        _insert_sent_rows(fresh, queue=queue, sent_by=sent_by, sent_at=sent_at)
         if reserved:
             _confirm_reserved_rows(reserved, sent_at=sent_at)
-        actor = _actor(sent_by)
-        MessageEvent.objects.bulk_create(
+        _insert_sent_events(batch, sent_by=sent_by, sent_at=sent_at)
+
+
+def _insert_sent_rows(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
+    """Insert the rows of fresh ids as `sent`, or complete the rows a worker already made.
+
+    A worker that takes a message off the queue before this insert lands
+    creates its row from the body, with the same (queue, standard_id). On that
+    unique constraint the insert becomes an update of the sender's own fields
+    (who sent it, when): the row keeps the worker's status, never moved
+    backwards, and its id comes back either way, for the `sent` event.
+    """
+    rows = [
+        _history_row(m, queue=queue, sent_by=sent_by, status=MessageStatus.SENT, sent_at=sent_at)
+        for m in batch
+    ]
+    insert_rows(rows, on_conflict=("queue", "standard_id"), update=("sent_by", "sent_at", "updated_at"))
+    for outgoing, row in zip(batch, rows, strict=True):
+        outgoing.record = row
+
+
+def _insert_sent_events(batch: list[OutgoingMessage], *, sent_by, sent_at) -> None:
+    actor = _actor(sent_by)
+    insert_rows(
+        [
             MessageEvent(
                 message=m.record,
                 kind=EventKind.SENT,
@@ -338,7 +320,8 @@ def _record_many_sent(batch: list[OutgoingMessage], *, queue: str, sent_by, sent
                 detail={"sqs_message_id": m.message_id},
             )
             for m in batch
-        )
+        ]
+    )
 
 
 def _confirm_reserved_rows(batch: list[OutgoingMessage], *, sent_at) -> None:

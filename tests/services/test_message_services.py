@@ -187,7 +187,7 @@ def test_a_batch_row_a_worker_made_first_keeps_its_status(boto_sqs, user):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_failed_event_write_leaves_the_sent_row_and_reports_the_send(boto_sqs):
-    with mock.patch.object(MessageEvent.objects, "create", side_effect=DOWN):
+    with mock.patch.object(services, "_insert_sent_events", side_effect=DOWN):
         outgoing = send()
 
     assert outgoing.message_id
@@ -197,7 +197,7 @@ def test_a_failed_event_write_leaves_the_sent_row_and_reports_the_send(boto_sqs)
 
 def test_a_failed_history_write_does_not_break_the_callers_transaction(boto_sqs, user):
     """The poll scheduler and the admin may send inside a transaction of their own."""
-    with mock.patch.object(MessageEvent.objects, "create", side_effect=DOWN):
+    with mock.patch.object(services, "_insert_sent_events", side_effect=DOWN):
         outgoing = send()
 
     assert outgoing.message_id
