@@ -91,3 +91,11 @@ def test_a_bad_bearer_token_is_refused_not_tried_as_a_session(client, staff, sqs
     response = client.get("/sqs/queues", HTTP_AUTHORIZATION="Bearer not-a-token")
 
     assert_error_envelope(response, 401, "AUTHENTICATION_FAILED")
+
+
+def test_a_bearer_call_can_still_be_rendered_as_the_browsable_api(api_client, sqs_untouched):
+    """Its template reads request.user and the messages, which the skipped middleware would set."""
+    response = api_client.get("/sqs/queues", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 200
+    assert b"available_queues" in response.content
