@@ -18,10 +18,10 @@ GENERATED_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9
 
 
 @pytest.fixture
-def quiet_client(user):
+def quiet_client(operator):
     """An authenticated client that returns 500 responses instead of re-raising the error."""
     client = APIClient(raise_request_exception=False)
-    client.force_authenticate(user)
+    client.force_authenticate(operator)
     return client
 
 
