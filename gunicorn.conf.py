@@ -18,3 +18,9 @@ keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 reload = os.environ.get("API_RELOAD", "false").lower() in ("1", "true", "yes")
+# Let long URLs and headers through to Django, which refuses them in the error
+# envelope (414 over MAX_URL_BYTES, 431 over MAX_HEADER_BYTES) instead of
+# gunicorn's HTML page. 0 is gunicorn's "unlimited" request line, which it
+# caps at 1 MiB; a header may be up to 32 KiB.
+limit_request_line = 0
+limit_request_field_size = 32 * 1024

@@ -169,19 +169,25 @@ CORS_ALLOWED_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:4200"])
 # plus JSON overhead. Larger bodies are refused with 413 before they are read.
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=3 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# Longer URLs (path and query) get 414 and longer headers 431, in the envelope.
+# gunicorn.conf.py lets larger ones through to Django so that it can answer.
+MAX_URL_BYTES = env.int("MAX_URL_BYTES", default=8 * 1024)
+MAX_HEADER_BYTES = env.int("MAX_HEADER_BYTES", default=16 * 1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # JWT first: its WWW-Authenticate header makes an anonymous request a 401.
         "rest_framework_simplejwt.authentication.JWTAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        # DRF's, with CSRF failures answered as CSRF_FAILED.
+        "sqs_app.api.csrf.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser, refusing too-deep nesting before it recurses into it.
+    "DEFAULT_PARSER_CLASSES": ["sqs_app.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",

@@ -152,5 +152,5 @@ def test_a_session_write_needs_the_csrf_token(staff, sqs_untouched):
 
     response = client.post("/sqs/test-message")
 
-    error = assert_error_envelope(response, 403, "PERMISSION_DENIED")
-    assert "CSRF" in error["message"]
+    error = assert_error_envelope(response, 403, "CSRF_FAILED")
+    assert error["message"].startswith("CSRF verification failed: CSRF cookie not set")
