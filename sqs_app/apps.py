@@ -6,6 +6,10 @@ class SqsAppConfig(AppConfig):
     verbose_name = "SQS messages"
 
     def ready(self):
+        from django.contrib.auth import get_user_model
+
+        from . import tokens
         from .metrics import register_collector
 
         register_collector()
+        tokens.connect(get_user_model())

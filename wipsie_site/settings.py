@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.crypto import salted_hmac
 from kombu.utils.url import safequote
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -40,15 +41,35 @@ def env_list(name: str, default: list[str]) -> list[str]:
 # --- Core -------------------------------------------------------------------
 
 INSECURE_DEFAULT_SECRET_KEY = "insecure-wipsie-development-key-change-me"  # noqa: S105
+# What Django's `check --deploy` asks of a key (security.W009), a little stricter.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 10
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_DEFAULT_SECRET_KEY)
+_MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 if not DEBUG and SECRET_KEY == INSECURE_DEFAULT_SECRET_KEY:
     # Signed sessions and JWTs made with a published key can be forged by anyone.
     raise ImproperlyConfigured(
         "SECRET_KEY is not set. Set SECRET_KEY to a long random value "
-        "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
-        "or set DEBUG=true for local development."
+        f"({_MAKE_A_KEY}), or set DEBUG=true for local development."
     )
+if not DEBUG and (
+    len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+    or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+    or SECRET_KEY.startswith("django-insecure-")
+):
+    # A short or repetitive key can be guessed offline from any signed cookie.
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is too weak: it has {len(SECRET_KEY)} characters, {len(set(SECRET_KEY))} of them "
+        f"different; production needs at least {SECRET_KEY_MIN_LENGTH} characters with at least "
+        f"{SECRET_KEY_MIN_UNIQUE_CHARACTERS} different ones. Make one with {_MAKE_A_KEY}."
+    )
+
+
+def derived_secret(purpose: str) -> str:
+    """A key for one purpose, derived one-way from SECRET_KEY (it reveals nothing about it)."""
+    return salted_hmac(f"wipsie.{purpose}", "", secret=SECRET_KEY, algorithm="sha256").hexdigest()
+
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -63,6 +84,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "django_prometheus",
     "django_celery_results",
@@ -208,12 +230,19 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
 JWT_EXPIRATION_HOURS = env.int("JWT_EXPIRATION_HOURS", default=24)
+# JWTs are signed with a key of their own: by default derived from SECRET_KEY
+# for this purpose only, so that no other key Wipsie hands out can sign one.
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or derived_secret("jwt-signing-key")
 SIMPLE_JWT = {
     "ALGORITHM": JWT_ALGORITHM,
-    "SIGNING_KEY": SECRET_KEY,
+    "SIGNING_KEY": JWT_SIGNING_KEY,
     "ACCESS_TOKEN_LIFETIME": timedelta(hours=JWT_EXPIRATION_HOURS),
     "REFRESH_TOKEN_LIFETIME": timedelta(hours=env.int("JWT_REFRESH_EXPIRATION_HOURS", default=168)),
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # A refresh token works once: refreshing returns a new one and blacklists
+    # the old (token_blacklist), and POST /api/token/logout/ blacklists it too.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -329,8 +358,15 @@ WIPSIE_HANDOFF_PREFETCH = env.int("WIPSIE_HANDOFF_PREFETCH", default=10)
 # Retries wait TASK_RETRY_BASE_SECONDS * 2**retries: 60 s, 120 s, 240 s by default.
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=60.0)
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=3)
-# Webhooks carry X-Wipsie-Signature: sha256=HMAC(secret, raw body).
-WEBHOOK_SIGNING_SECRET = env.str("WEBHOOK_SIGNING_SECRET", default=SECRET_KEY)
+# Webhooks carry X-Wipsie-Signature: sha256=HMAC(secret, raw body). Receivers
+# hold this key, so it is never SECRET_KEY (which would let them sign JWTs):
+# by default it is derived from SECRET_KEY one-way, for this purpose only.
+WEBHOOK_SIGNING_SECRET = env.str("WEBHOOK_SIGNING_SECRET", default="") or derived_secret("webhook-signing")
+if WEBHOOK_SIGNING_SECRET in (SECRET_KEY, JWT_SIGNING_KEY):
+    raise ImproperlyConfigured(
+        "WEBHOOK_SIGNING_SECRET must differ from SECRET_KEY and JWT_SIGNING_KEY: every webhook "
+        "receiver holds it, and with either of those it could sign sessions or JWTs."
+    )
 # Outbound HTTP (polling, webhooks) may reach private and loopback addresses only
 # when this is on (local development); link-local and cloud metadata never.
 OUTBOUND_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", default=False)
@@ -393,7 +429,22 @@ if "EMAIL_FILE_PATH" in vars() and not EMAIL_FILE_PATH.startswith("/"):  # noqa:
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="wipsie@localhost")
 
 # --- Security in production ---------------------------------------------------
+#
+# Wipsie runs behind a TLS-terminating proxy (a load balancer, an ingress) that
+# sets X-Forwarded-Proto: https; the proxy must overwrite any such header a
+# client sends. With DEBUG off, plain-HTTP requests are redirected to HTTPS,
+# except the health and metrics paths that probes and Prometheus call directly,
+# and browsers are told to use HTTPS only (HSTS) for a year.
 
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health(/live)?$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+# Preloading commits the whole domain to HTTPS in browsers for months; that is
+# the domain owner's decision, so it is off unless asked for, and Django's
+# reminder about it (security.W021) is silenced while it is off.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
