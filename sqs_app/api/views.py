@@ -26,6 +26,10 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 COMMON_ERRORS = (401, 429, 500)
+# The logical queue named in the URL; any other name is QUEUE_NOT_FOUND (404).
+QUEUE_PARAMETER = OpenApiParameter(
+    "queue_name", str, OpenApiParameter.PATH, enum=list(LOGICAL_QUEUES), description="A logical queue."
+)
 # Refused for want of a permission (PERMISSION_DENIED).
 DENIED = 403
 SQS_ERRORS = (502, 503)
@@ -129,7 +133,7 @@ class ReceiveView(APIView):
 
     @extend_schema(
         summary="Receive messages",
-        parameters=[s.ReceiveQuerySerializer],
+        parameters=[QUEUE_PARAMETER, s.ReceiveQuerySerializer],
         responses={
             200: s.ReceiveResponseSerializer,
             **error_responses(400, DENIED, 404, *COMMON_ERRORS, *SQS_ERRORS),
@@ -161,7 +165,7 @@ class DeleteView(APIView):
 
     @extend_schema(
         summary="Delete a received message by its receipt handle",
-        parameters=[s.DeleteQuerySerializer],
+        parameters=[QUEUE_PARAMETER, s.DeleteQuerySerializer],
         responses={
             200: s.DeleteResponseSerializer,
             **error_responses(400, DENIED, 404, *COMMON_ERRORS, *SQS_ERRORS),
@@ -203,6 +207,7 @@ class RedriveView(APIView):
 
     @extend_schema(
         summary="Replay dead-lettered messages onto their queue",
+        parameters=[QUEUE_PARAMETER],
         request=s.RedriveRequestSerializer,
         responses={
             200: s.RedriveResponseSerializer,
@@ -231,8 +236,9 @@ class MessagePagination(PageNumberPagination):
 class MessageListView(APIView):
     @extend_schema(
         summary="Message history",
+        operation_id="sqs_messages_list",
         parameters=[s.MessageListQuerySerializer],
-        responses={200: s.MessageRecordSerializer(many=True), **error_responses(400, 404, *COMMON_ERRORS)},
+        responses={200: s.MessagePageSerializer, **error_responses(400, 404, *COMMON_ERRORS)},
     )
     def get(self, request):
         params = parse_query(s.MessageListQuerySerializer, request)
