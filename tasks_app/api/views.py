@@ -22,7 +22,7 @@ from .serializers import PollScheduleSerializer
 
 
 def polls_visible_to(user) -> QuerySet[PollSchedule]:
-    schedules = PollSchedule.objects.select_related("origin")
+    schedules = PollSchedule.objects.select_related("origin", "periodic_task")
     if permissions.allowed(user, Action.MANAGE_POLLS) or permissions.allowed(user, Action.VIEW_ALL):
         return schedules
     return schedules.filter(origin__sent_by=user)
@@ -36,7 +36,7 @@ class PollListView(APIView):
     def get(self, request):
         schedules = polls_visible_to(request.user)
         if request.query_params.get("active") in ("true", "false"):
-            schedules = schedules.filter(active=request.query_params["active"] == "true")
+            schedules = schedules.filter(periodic_task__enabled=request.query_params["active"] == "true")
         return Response(PollScheduleSerializer(schedules, many=True).data)
 
 

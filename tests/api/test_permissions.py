@@ -19,6 +19,7 @@ from tests.helpers import (
     jwt_client,
     message_count,
     notification,
+    recurring_poll,
     send,
 )
 
@@ -134,11 +135,7 @@ def test_the_redrive_permission_lets_bob_redrive(bob, sqs):
 
 
 def test_the_manage_polls_permission_lets_bob_stop_a_poll(bob, db):
-    from django.utils import timezone
-
-    poll = PollSchedule.objects.create(
-        source_url="https://example.com/feed.json", interval_seconds=60, next_poll_at=timezone.now()
-    )
+    poll = recurring_poll()
     client = jwt_client(grant(bob, Action.MANAGE_POLLS))
 
     response = client.post(f"/sqs/polls/{poll.pk}/stop")
@@ -215,12 +212,9 @@ def test_view_all_shows_every_message(bob, alices_message, bobs_message):
 
 
 def test_the_poll_list_shows_only_ones_own_polls_without_view_all(bob, user):
-    from django.utils import timezone
-
     def poll(sent_by):
-        origin = Message.objects.create(queue="data_polling", body={}, sent_by=sent_by)
-        return PollSchedule.objects.create(
-            origin=origin, source_url="https://example.com/", interval_seconds=60, next_poll_at=timezone.now()
+        return recurring_poll(
+            origin=Message.objects.create(queue="data_polling", body={}, sent_by=sent_by)
         ).pk
 
     bobs, alices = poll(bob), poll(user)

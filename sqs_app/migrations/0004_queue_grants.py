@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("sqs_app", "0002_message_permissions"),
+        ("sqs_app", "0003_message_lease_and_next_attempt"),
     ]
 
     operations = [

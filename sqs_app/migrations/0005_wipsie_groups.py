@@ -1,7 +1,8 @@
 """The two groups of the console: "Wipsie operators" and "Wipsie viewers".
 
 Operators get every Wipsie action permission and the view permissions of
-Wipsie's models (and of the Celery task results shown beside messages);
+Wipsie's models (and of the Celery task results and beat's periodic tasks
+shown beside messages and polls);
 viewers get the view permissions and "Can view every user's messages", and no
 action. Run again, it only adds what is missing: permissions an administrator
 removed from a group by hand are not given back by a later deploy.
@@ -27,6 +28,7 @@ VIEWABLE = [
     ("tasks_app", "pollschedule"),
     ("tasks_app", "pollresult"),
     ("django_celery_results", "taskresult"),
+    ("django_celery_beat", "periodictask"),  # recurring polls run as beat's periodic tasks
 ]
 GROUPS = {
     "Wipsie operators": [("sqs_app", codename) for codename in ACTIONS],
@@ -58,9 +60,10 @@ def remove_groups(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sqs_app", "0003_queue_grants"),
-        ("tasks_app", "0001_initial"),
+        ("sqs_app", "0004_queue_grants"),
+        ("tasks_app", "0002_poll_schedules_on_celery_beat"),
         ("django_celery_results", "0014_alter_taskresult_status"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
         ("contenttypes", "0002_remove_content_type_name"),
         ("auth", "0012_alter_user_first_name_max_length"),
     ]
