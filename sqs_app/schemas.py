@@ -6,8 +6,9 @@ validate through these serializers; nothing else restates a field.
 - `StandardMessageSerializer`: the envelope every Wipsie message carries.
 - `TASK_DATA_SCHEMAS`: the `data` of the three task families, by `task_type`.
 - `AttributesField`: caller attributes, turned into SQS message attributes.
-- `json_problems`, `json_text_depth`: what no message may carry (characters
-  SQS refuses, non-finite numbers, nesting past `MAX_DEPTH`), for every door.
+- `json_problems`, `json_text_depth_exceeds`: what no message may carry
+  (characters SQS refuses, non-finite numbers, nesting past `MAX_DEPTH`), for
+  every door: the workers can name the reason a foreign message is poison.
 """
 
 import math
@@ -84,6 +85,10 @@ def problems_as_errors(problems: list[tuple[tuple, str]]) -> dict:
     return errors
 
 
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
 def json_text_depth_exceeds(text: str, limit: int = MAX_REQUEST_DEPTH) -> bool:
     """True when raw JSON nests deeper than `limit`, found without parsing (or recursing).
 
@@ -99,10 +104,6 @@ def json_text_depth_exceeds(text: str, limit: int = MAX_REQUEST_DEPTH) -> bool:
         if depth > limit:
             return True
     return False
-
-
-_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 # --- Task-specific data --------------------------------------------------------
