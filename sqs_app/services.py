@@ -28,6 +28,7 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from . import errors, sqs_client
+from .json_safety import MAX_JSON_DEPTH, json_problem
 from .metrics import MESSAGES_DELETED, MESSAGES_RECEIVED, MESSAGES_SENT
 from .models import EventKind, Message, MessageEvent, MessageStatus
 from .queues import LOGICAL_QUEUES, is_known_queue
@@ -278,11 +279,28 @@ class DeliveredMessage:
 
 
 def parse_body(raw: str) -> object:
-    """The body as JSON when it is JSON, else the raw string (other producers)."""
+    """The body as JSON when it is JSON Wipsie can keep, else the raw string (other producers).
+
+    JSON that cannot be stored or handled (a NUL character, a number out of
+    range, nesting too deep: see body_problem) is kept as the raw string it
+    arrived as, so that it is still recorded, failed with a reason, and kept.
+    """
     try:
-        return json.loads(raw)
-    except ValueError:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
         return raw
+    return raw if json_problem(value) else value
+
+
+def body_problem(raw: str) -> str | None:
+    """Why a body that is JSON cannot be handled as JSON; None when it can (or is not JSON)."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        return f"nesting deeper than {MAX_JSON_DEPTH} levels"
+    except ValueError:
+        return None
+    return json_problem(value)
 
 
 def messages_receive(

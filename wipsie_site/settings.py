@@ -382,6 +382,12 @@ WIPSIE_WORKER_QUEUES = env_list(
     "WIPSIE_WORKER_QUEUES", ["data_polling", "task_processing", "notifications", "celery"]
 )
 CELERY_TASK_QUEUES = [Queue(name) for name in WIPSIE_WORKER_QUEUES]
+# The consumer touches WIPSIE_HEARTBEAT_FILE (default /tmp/wipsie-heartbeat) on
+# every poll (tasks_app.heartbeat, which reads the variable itself): `python -m
+# tasks_app.heartbeat --max-age 60` is the worker's liveness probe. A worker
+# whose consumer has not polled for WIPSIE_WORKER_STALL_SECONDS exits (status
+# 70) so that its supervisor restarts it; 0 turns the watchdog off.
+WIPSIE_WORKER_STALL_SECONDS = env.float("WIPSIE_WORKER_STALL_SECONDS", default=120.0)
 # Retries wait TASK_RETRY_BASE_SECONDS * 2**(attempt - 1): 60 s, 120 s, 240 s by
 # default, on the message's own queue (a visibility change, never a copy).
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=60.0)
