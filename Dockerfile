@@ -46,7 +46,7 @@ COPY . /app
 # so it is not in the image. Then two smoke checks: pycurl's bundled libcurl loads
 # here, and the CA bundle it looks for (from the base image's ca-certificates) is
 # present, or the worker's HTTPS calls to SQS would fail certificate checks.
-RUN SECRET_KEY=build-only-collectstatic-key-not-a-secret DEBUG=false \
+RUN SECRET_KEY=build-only-collectstatic-key-not-a-secret-it-signs-nothing-0123456789 DEBUG=false \
         python manage.py collectstatic --noinput \
     && python -c "import pycurl" \
     && test -s /etc/ssl/certs/ca-certificates.crt \
