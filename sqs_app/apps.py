@@ -6,6 +6,8 @@ class SqsAppConfig(AppConfig):
     verbose_name = "SQS messages"
 
     def ready(self):
+        from . import admin_audit
         from .metrics import register_collector
 
         register_collector()
+        admin_audit.register()

@@ -46,3 +46,14 @@ def is_known_queue(name: str) -> bool:
 def celery_queue_spec() -> QueueSpec:
     """Celery's own task queue: not one of the four, but provisioned (with a DLQ) beside them."""
     return QueueSpec("celery", settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+# Wipsie's own Celery task queue (beat's and housekeeping tasks) as operators
+# name it. Not a message queue of the /sqs contract, but every overview shows it.
+CELERY_QUEUE = "celery"
+OPERATOR_QUEUES: tuple[str, ...] = (*LOGICAL_QUEUES, CELERY_QUEUE)
+
+
+def operator_queue_spec(name: str) -> QueueSpec:
+    """The spec of any queue an operator may name: the four, or Celery's. KeyError otherwise."""
+    return celery_queue_spec() if name == CELERY_QUEUE else queue_spec(name)

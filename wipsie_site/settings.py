@@ -333,6 +333,13 @@ OUTBOUND_MAX_RESPONSE_BYTES = env.int("OUTBOUND_MAX_RESPONSE_BYTES", default=102
 # How much of a polled payload is kept with each poll result.
 POLL_RESULT_MAX_BYTES = env.int("POLL_RESULT_MAX_BYTES", default=64 * 1024)
 
+# --- Retention ----------------------------------------------------------------
+
+# `manage.py history_prune` deletes message history and poll results older than
+# this. Keep it above SQS's own retention (at most 14 days): an older message
+# can no longer be on any queue, so its row can no longer be settled.
+HISTORY_RETENTION_DAYS = env.int("HISTORY_RETENTION_DAYS", default=30)
+
 # --- Logging ----------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

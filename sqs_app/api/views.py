@@ -13,6 +13,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import errors, health, selectors, services
+from ..audit import audit_record
+from ..models import AuditAction, AuditVia
 from ..errors import validation_details
 from ..queues import LOGICAL_QUEUES
 from . import serializers as s
@@ -152,8 +154,16 @@ class DeleteView(APIView):
     )
     def delete(self, request, queue_name: str):
         params = parse_query(s.DeleteQuerySerializer, request)
-        services.message_delete(
+        record = services.message_delete(
             queue=queue_name, receipt_handle=params["receipt_handle"], deleted_by=request.user
+        )
+        audit_record(
+            action=AuditAction.DELETE,
+            via=AuditVia.API,
+            user=request.user,
+            queue=queue_name,
+            message_ids=[record.sqs_message_id] if record else [],
+            count=1,
         )
         return Response({"status": "deleted", "queue": queue_name})
 
@@ -194,6 +204,14 @@ class RedriveView(APIView):
             replayed_by=request.user,
         )
         messages = [{"dlq_message_id": r.dlq_message_id, "message_id": r.message_id} for r in replayed]
+        audit_record(
+            action=AuditAction.REDRIVE,
+            via=AuditVia.API,
+            user=request.user,
+            queue=queue_name,
+            message_ids=[r.message_id for r in replayed],
+            detail={"requested_ids": ids or [], "max_messages": data["max_messages"]},
+        )
         return Response({"queue": queue_name, "replayed": len(messages), "messages": messages})
 
 
