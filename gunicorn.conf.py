@@ -18,3 +18,11 @@ keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = "-"
 reload = os.environ.get("API_RELOAD", "false").lower() in ("1", "true", "yes")
+
+
+def child_exit(server, worker):
+    """Prometheus multiprocess mode: a dead worker's live gauges stop counting (its counters stay)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

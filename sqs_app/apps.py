@@ -7,7 +7,5 @@ class SqsAppConfig(AppConfig):
 
     def ready(self):
         from . import admin_audit
-        from .metrics import register_collector
 
-        register_collector()
         admin_audit.register()

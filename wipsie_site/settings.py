@@ -5,6 +5,7 @@ The names and defaults are the specification's (`../shared/spec/wipsie-spec.md`,
 loudly on a malformed value instead of guessing.
 """
 
+import ipaddress
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -64,7 +65,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt",
     "drf_spectacular",
-    "django_prometheus",
     "django_celery_results",
     "sqs_app",
     "tasks_app",
@@ -74,7 +74,8 @@ MIDDLEWARE = [
     # Outermost, so that every response (errors from other middleware included)
     # carries the request id and every log line inside the request can name it.
     "sqs_app.middleware.RequestIdMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # api_requests_total and api_request_duration_seconds, by route pattern.
+    "sqs_app.metrics.ApiMetricsMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files under gunicorn, where Django itself won't.
@@ -86,7 +87,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "wipsie_site.urls"
@@ -332,6 +332,22 @@ OUTBOUND_TIMEOUT_SECONDS = env.float("OUTBOUND_TIMEOUT_SECONDS", default=10.0)
 OUTBOUND_MAX_RESPONSE_BYTES = env.int("OUTBOUND_MAX_RESPONSE_BYTES", default=1024 * 1024)
 # How much of a polled payload is kept with each poll result.
 POLL_RESULT_MAX_BYTES = env.int("POLL_RESULT_MAX_BYTES", default=64 * 1024)
+
+# --- Metrics ------------------------------------------------------------------
+
+# Who may scrape /metrics: a bearer token, and/or addresses and networks. With
+# neither, only loopback. Prometheus in Kubernetes scrapes pod IPs: give it the
+# token (preferred) or the pod network's CIDR.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [] if METRICS_TOKEN else ["127.0.0.1", "::1"])
+try:
+    METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(item, strict=False) for item in METRICS_ALLOWED_IPS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from exc
+# Queue gauges are read from SQS at most this often per process, whatever the scrape rate.
+METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=15.0)
+# A worker serves its metrics on this port (0: not at all); needs PROMETHEUS_MULTIPROC_DIR.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 
 # --- Retention ----------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from sqs_app.api.views import HealthView, LivenessView
+from sqs_app.metrics_views import metrics
 
 urlpatterns = [
     path("sqs/", include("sqs_app.api.urls")),
@@ -15,7 +16,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
-    path("", include("django_prometheus.urls")),  # /metrics
+    path("metrics", metrics, name="metrics"),
 ]
 
 # Errors Django raises outside the API views get the same envelope.

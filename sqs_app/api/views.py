@@ -14,8 +14,8 @@ from rest_framework.views import APIView
 
 from .. import errors, health, selectors, services
 from ..audit import audit_record
-from ..models import AuditAction, AuditVia
 from ..errors import validation_details
+from ..models import AuditAction, AuditVia
 from ..queues import LOGICAL_QUEUES
 from . import serializers as s
 
