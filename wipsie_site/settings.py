@@ -184,9 +184,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "sqs_app.throttling.AnonRateThrottle",
+        "sqs_app.throttling.UserRateThrottle",
     ],
+    # How many proxies (load balancer, ingress) stand in front of Wipsie. 0:
+    # the client is REMOTE_ADDR and X-Forwarded-For is ignored (a client could
+    # forge it). N: the address the outermost of the N proxies appended.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
         "user": env.str("API_THROTTLE_USER", default="6000/minute"),
@@ -195,9 +199,12 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-# Throttling keeps its counters in the cache: per process by default. A shared
-# cache (CACHE_URL=redis://..., with the redis client installed) makes the
-# limits per user across all processes.
+# Throttling keeps its counters in the cache: per process by default (local
+# development). In production give every process one shared cache, so that a
+# limit is a limit across pods: CACHE_URL=redis://host:6379/0 (Django's Redis
+# backend; the redis client is installed), or CACHE_URL=dbcache://wipsie_cache
+# after `manage.py createcachetable`. sqs_app.throttling lets requests through
+# if that cache is down.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
