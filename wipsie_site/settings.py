@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu.utils.url import safequote
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -387,15 +388,21 @@ if LOG_FILE:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "sqs_app.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "sqs_app.logging.RequestIdFilter"},
+        "celery_results": {"()": "sqs_app.logging.CeleryResultFilter"},
+    },
     "formatters": {
+        # One JSON object per line; a traceback is the `exc_info` field of its record.
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "timestamp", "levelname": "level", "name": "logger"},
+            # The text format's helper field; JSON has the fields themselves.
+            "reserved_attrs": [*RESERVED_ATTRS, "context"],
         },
         "text": {
-            "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s",
+            "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s%(context)s",
         },
     },
     "handlers": _log_handlers,
@@ -405,8 +412,13 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        "celery.app.trace": {"filters": ["celery_results"]},
     },
 }
+# Celery would otherwise turn every write to stdout/stderr (a traceback printed
+# by a library, fragment by fragment) into log records of its own: keep them
+# as they are, and let real log records come through the handlers above.
+CELERY_WORKER_REDIRECT_STDOUTS = False
 
 # --- Email (notifications) ---------------------------------------------------
 

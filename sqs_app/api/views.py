@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from .. import errors, health, selectors, services
 from ..audit import audit_record
 from ..errors import validation_details
+from ..logging import log_message_sent
 from ..models import AuditAction, AuditVia
 from ..queues import LOGICAL_QUEUES
 from . import serializers as s
@@ -71,6 +72,7 @@ class SendView(APIView):
             attributes=data["attributes"],
             sent_by=request.user,
         )
+        log_message_sent(message_id=sent.message_id, body=sent.body, queue=data["queue_name"], via="api")
         return Response(
             {
                 "message_id": sent.message_id,
@@ -100,6 +102,9 @@ class SendBatchView(APIView):
             for entry in data["messages"]
         ]
         services.message_send_batch(queue=queue, batch=batch, sent_by=request.user)
+        for outgoing in batch:
+            if outgoing.message_id and not outgoing.error:
+                log_message_sent(message_id=outgoing.message_id, body=outgoing.body, queue=queue, via="api")
         results = [
             {
                 "index": index,
@@ -176,6 +181,7 @@ class TestMessageView(APIView):
     )
     def post(self, request):
         test_message, sent = services.test_message_send(sent_by=request.user)
+        log_message_sent(message_id=sent.message_id, body=sent.body, queue="default", via="api")
         return Response(
             {
                 "status": "success",
