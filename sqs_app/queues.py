@@ -43,14 +43,16 @@ def is_known_queue(name: str) -> bool:
     return name in _SUFFIXES
 
 
-def celery_queue_spec() -> QueueSpec:
-    """Celery's own task queue: not one of the four, but provisioned (with a DLQ) beside them."""
-    return QueueSpec("celery", settings.CELERY_TASK_DEFAULT_QUEUE)
-
-
-# Wipsie's own Celery task queue (beat's and housekeeping tasks) as operators
-# name it. Not a message queue of the /sqs contract, but every overview shows it.
 CELERY_QUEUE = "celery"
+
+
+def celery_queue_spec() -> QueueSpec:
+    """Wipsie's own Celery task queue (beat's scheduled polls): not one of the four, but
+    provisioned (with a DLQ) beside them, and shown beside them."""
+    return QueueSpec(CELERY_QUEUE, settings.SQS_QUEUE_PREFIX + CELERY_QUEUE)
+
+
+# Every queue an operator may name: the four, and Wipsie's own task queue.
 OPERATOR_QUEUES: tuple[str, ...] = (*LOGICAL_QUEUES, CELERY_QUEUE)
 
 

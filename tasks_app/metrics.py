@@ -3,7 +3,9 @@
 - task_processing_duration_seconds{task_type} (the spec's name): prerun to postrun;
 - wipsie_tasks_total{task_type, outcome}: outcome is Celery's final state
   (success, failure, retry, ...);
-- wipsie_task_retries_total{task_type};
+- wipsie_task_retries_total{task_type}: Celery retries (task_retry), and a
+  message handed back to its own queue for its backoff (the task rejects it
+  with a reason starting "retry ", tasks_app.tasks);
 - wipsie_tasks_dead_lettered_total{task_type}: a message task that ends in
   failure has put its message on the DLQ (tasks_app.tasks: a permanent error
   or retries exhausted), so each task_failure of one is one dead letter.
@@ -53,12 +55,14 @@ def _task_started(task_id=None, **kwargs) -> None:
 
 
 @task_postrun.connect
-def _task_finished(task_id=None, task=None, state=None, **kwargs) -> None:
+def _task_finished(task_id=None, task=None, state=None, retval=None, **kwargs) -> None:
     started = _started.pop(task_id, None)
     task_type = getattr(task, "name", "unknown")
     if started is not None:
         TASK_DURATION.labels(task_type=task_type).observe(time.perf_counter() - started)
     TASKS.labels(task_type=task_type, outcome=(state or "unknown").lower()).inc()
+    if state == "REJECTED" and str(getattr(retval, "reason", "")).startswith("retry "):
+        RETRIES.labels(task_type=task_type).inc()
 
 
 @task_retry.connect

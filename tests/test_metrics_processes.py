@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from celery import current_app
+from celery.exceptions import Reject
 
 from conftest import free_port, wait_for_http
 from tasks_app import metrics as worker_metrics
@@ -82,6 +83,8 @@ def demo_task():
             raise ValueError("no")
         if outcome == "retry":
             raise self.retry(countdown=0, exc=ValueError("again"))
+        if outcome == "backoff":  # a retry on the message's own queue (tasks_app.tasks)
+            raise Reject("retry 1 in 2 s: still down", requeue=True)
         return "ok"
 
     worker_metrics.MESSAGE_TASKS.add("metrics_demo")
@@ -104,11 +107,13 @@ def test_task_signals_count_outcomes_retries_dead_letters_and_durations(demo_tas
     demo_task.apply(args=["ok"])
     demo_task.apply(args=["fail"])
     demo_task.apply(args=["retry"])
+    demo_task.apply(args=["backoff"])
 
     assert value(worker_metrics.TASKS, task_type="metrics_demo", outcome="success") == before["success"] + 1
     assert value(worker_metrics.TASKS, task_type="metrics_demo", outcome="failure") >= before["failure"] + 1
     assert value(worker_metrics.DEAD_LETTERS, task_type="metrics_demo") >= before["dead"] + 1
-    assert value(worker_metrics.RETRIES, task_type="metrics_demo") >= before["retries"] + 1
+    assert value(worker_metrics.RETRIES, task_type="metrics_demo") >= before["retries"] + 2
+    assert value(worker_metrics.TASKS, task_type="metrics_demo", outcome="rejected") >= 1
     samples = {
         s.name: s.value
         for s in worker_metrics.TASK_DURATION.collect()[0].samples

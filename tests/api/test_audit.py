@@ -4,10 +4,10 @@ import pytest
 
 from sqs_app.audit import audit_list, audit_record
 from sqs_app.models import AuditEntry
+from tests.commands.conftest import dead_lettered
 from tests.helpers import send
 
 from .test_receive_and_delete import delete
-from .test_redrive import dead_lettered, redrive
 
 pytestmark = pytest.mark.django_db
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 def test_an_api_redrive_is_audited_with_the_user_and_the_new_ids(api_client, user, boto_sqs):
     dead_lettered("first")
 
-    body = redrive(api_client).json()
+    body = api_client.post("/sqs/dlq/notifications/redrive", {}, format="json").json()
 
     entry = AuditEntry.objects.get()
     assert (entry.action, entry.via, entry.actor, entry.user) == ("redrive", "api", "alice", user)

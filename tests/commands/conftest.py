@@ -44,9 +44,9 @@ def command():
 def dead_lettered(subject: str, queue: str = "notifications") -> Message:
     """A notification that a worker took, failed permanently and put on the DLQ."""
     body = build_standard_message(message=notification(subject=subject), queue=queue, source="api")
-    record = lifecycle.message_receive(
-        queue=queue, sqs_message_id=f"sqs-{subject}", raw_body=json.dumps(body)
+    delivery = lifecycle.Delivery(
+        queue=queue, sqs_message_id=f"sqs-{subject}", receive_count=1, raw_body=json.dumps(body)
     )
-    claim = lifecycle.message_claim(message_pk=record.pk, task_id=f"task-{subject}")
-    lifecycle.message_failed(claim.record, error="HTTP 404 from the webhook", body=claim.body)
-    return Message.objects.get(pk=record.pk)
+    claim = lifecycle.message_claim(delivery=delivery, task_id=f"task-{subject}")
+    lifecycle.message_failed(claim, error="HTTP 404 from the webhook")
+    return Message.objects.get(pk=claim.pk)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sqs_app", "0002_message_permissions"),
+        ("sqs_app", "0003_message_lease_and_next_attempt"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
