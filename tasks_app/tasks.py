@@ -107,36 +107,30 @@ class MessageTask(Task):
         raise exc
 
 
-def _delivery(**kwargs) -> Delivery:
-    return Delivery(**kwargs)
-
-
 @shared_task(bind=True, base=MessageTask, name="data_polling")
 def data_polling(self, **delivery):
-    return self.process(_delivery(**delivery), task_type="data_polling")
+    return self.process(Delivery(**delivery), task_type="data_polling")
 
 
 @shared_task(bind=True, base=MessageTask, name="processing")
 def processing(self, **delivery):
-    return self.process(_delivery(**delivery), task_type="processing")
+    return self.process(Delivery(**delivery), task_type="processing")
 
 
 @shared_task(bind=True, base=MessageTask, name="notification")
 def notification(self, **delivery):
-    return self.process(_delivery(**delivery), task_type="notification")
+    return self.process(Delivery(**delivery), task_type="notification")
 
 
 @shared_task(bind=True, base=MessageTask, name="unroutable_message")
 def unroutable_message(self, **delivery):
     """A message no task family accepts: failed, with the reason, and kept in the DLQ."""
-    delivery = _delivery(**delivery)
+    delivery = Delivery(**delivery)
     return self.process(delivery, task_type=None, unroutable=_unroutable_reason(delivery.body))
 
 
 def _unroutable_reason(body: object) -> str:
-    if not isinstance(body, dict):
-        return "the message body is not a JSON object"
-    task_type = body.get("task_type")
+    task_type = body.get("task_type") if isinstance(body, dict) else None
     if not task_type:
         return "the message has no task_type"
     return f"unknown task_type {task_type!r}; expected one of {', '.join(HANDLERS)}"

@@ -1,19 +1,23 @@
 """The admin, as staff use it in a browser: history, the send page, queues, replays, polls."""
 
 import json
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from sqs_app.models import EventKind, Message, MessageStatus
 from sqs_app.queues import queue_spec
 from sqs_app.schemas import build_standard_message
 from sqs_app.services import message_send
-from tasks_app import lifecycle
 from tasks_app.models import PollSchedule
-from tests.helpers import drain, make_sqs_unreachable, message_count, notification
+from tests.helpers import (
+    drain,
+    make_sqs_unreachable,
+    message_count,
+    notification,
+    recurring_poll,
+    worker_failed,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -32,12 +36,12 @@ def admin_client(client, staff):
 def dead_lettered(subject: str = "Your export", *, raw_body: str | None = None) -> Message:
     """A notification a worker took, failed permanently and put on the DLQ."""
     body = build_standard_message(message=notification(subject=subject), queue="notifications", source="api")
-    record = lifecycle.message_receive(
-        queue="notifications", sqs_message_id=f"sqs-{subject}", raw_body=raw_body or json.dumps(body)
+    return worker_failed(
+        queue="notifications",
+        raw_body=raw_body or json.dumps(body),
+        sqs_message_id=f"sqs-{subject}",
+        error="HTTP 404 from the webhook",
     )
-    claim = lifecycle.message_claim(message_pk=record.pk, task_id=f"task-{subject}")
-    lifecycle.message_failed(claim.record, error="HTTP 404 from the webhook", body=claim.body)
-    return Message.objects.get(pk=record.pk)
 
 
 def dlq_count(boto_sqs, queue: str = "notifications") -> int:
@@ -232,20 +236,13 @@ def test_the_replay_action_replays_a_message_from_another_producer(admin_client,
 
 
 def test_the_stop_polls_action_stops_the_selected_schedules(admin_client, sqs_untouched):
-    def schedule() -> PollSchedule:
-        return PollSchedule.objects.create(
-            source_url="https://example.com/feed.json",
-            interval_seconds=60,
-            next_poll_at=timezone.now() + timedelta(minutes=1),
-        )
-
-    chosen, other = schedule(), schedule()
+    chosen, other = recurring_poll(), recurring_poll()
 
     response = run_action(admin_client, POLLS, "stop_polls", [chosen])
 
     assert shown_messages(response) == ["Stopped 1 poll(s)."]
-    chosen.refresh_from_db()
-    other.refresh_from_db()
+    chosen = PollSchedule.objects.get(pk=chosen.pk)
+    other = PollSchedule.objects.get(pk=other.pk)
     assert (chosen.active, other.active) == (False, True)
     assert chosen.stopped_at is not None
 

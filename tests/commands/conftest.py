@@ -9,8 +9,7 @@ from django.core.management import CommandError, call_command
 
 from sqs_app.models import Message
 from sqs_app.schemas import build_standard_message
-from tasks_app import lifecycle
-from tests.helpers import notification
+from tests.helpers import notification, worker_failed
 
 
 @dataclass
@@ -44,9 +43,9 @@ def command():
 def dead_lettered(subject: str, queue: str = "notifications") -> Message:
     """A notification that a worker took, failed permanently and put on the DLQ."""
     body = build_standard_message(message=notification(subject=subject), queue=queue, source="api")
-    delivery = lifecycle.Delivery(
-        queue=queue, sqs_message_id=f"sqs-{subject}", receive_count=1, raw_body=json.dumps(body)
+    return worker_failed(
+        queue=queue,
+        raw_body=json.dumps(body),
+        sqs_message_id=f"sqs-{subject}",
+        error="HTTP 404 from the webhook",
     )
-    claim = lifecycle.message_claim(delivery=delivery, task_id=f"task-{subject}")
-    lifecycle.message_failed(claim, error="HTTP 404 from the webhook")
-    return Message.objects.get(pk=claim.pk)
