@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
-from sqs_app.api.views import HealthView, LivenessView
+from sqs_app.api.views import HealthView, LivenessView, ReadinessView
 from sqs_app.metrics_views import metrics
 
 urlpatterns = [
@@ -11,6 +11,7 @@ urlpatterns = [
     path("sqs/", include("tasks_app.api.urls")),
     path("health", HealthView.as_view(), name="health"),
     path("health/live", LivenessView.as_view(), name="health-live"),
+    path("health/ready", ReadinessView.as_view(), name="health-ready"),
     path("api/token/", TokenObtainPairView.as_view(), name="token-obtain"),
     path("api/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

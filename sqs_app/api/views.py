@@ -271,6 +271,23 @@ class LivenessView(APIView):
         return Response({"status": "ok"})
 
 
+class ReadinessView(APIView):
+    """Ready to serve: the database answers. SQS is left out on purpose (sqs_app.health)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
+
+    @extend_schema(
+        summary="Readiness of this process (the database only)",
+        responses={200: s.HealthResponseSerializer, 503: s.HealthResponseSerializer},
+    )
+    def get(self, request):
+        report = health.health_check(health.READINESS_CHECKS)
+        code = status.HTTP_200_OK if report["status"] == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE
+        return Response(report, status=code)
+
+
 class HealthView(APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
