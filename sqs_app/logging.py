@@ -79,7 +79,10 @@ class CeleryResultFilter(logging.Filter):
 def log_message_sent(*, message_id: str | None, body: dict, queue: str, via: str) -> None:
     """The one log line for each message sent, with its ids (not its body)."""
     logger.info(
-        "Message sent",
+        "Message %s sent to %s (correlation_id %s)",
+        message_id,
+        queue,
+        body.get("correlation_id"),
         extra={
             "message_id": message_id,
             "correlation_id": body.get("correlation_id"),

@@ -41,7 +41,10 @@ def json_lines():
 def test_each_send_logs_one_json_line_with_its_ids_and_the_request_id(api_client, sqs, json_lines):
     response = send(api_client, notification(), queue="notifications")
 
-    [line] = [entry for entry in json_lines() if entry["message"] == "Message sent"]
+    [line] = [entry for entry in json_lines() if entry["logger"] == "sqs_app.messages"]
+    assert line["message"] == (
+        f"Message {line['message_id']} sent to notifications (correlation_id {line['correlation_id']})"
+    )
     assert line["message_id"] == response.json()["message_id"]
     assert line["request_id"] == response["X-Request-ID"]
     assert line["correlation_id"]
@@ -54,7 +57,7 @@ def test_a_batch_send_logs_one_line_per_message(api_client, sqs, json_lines):
     payload = {"queue_name": "default", "messages": [{"message": {"m": 1}}, {"message": {"m": 2}}]}
     results = api_client.post("/sqs/send-batch", payload, format="json").json()["results"]
 
-    logged = [entry["message_id"] for entry in json_lines() if entry["message"] == "Message sent"]
+    logged = [entry["message_id"] for entry in json_lines() if entry["logger"] == "sqs_app.messages"]
     assert logged == [r["message_id"] for r in results]
 
 

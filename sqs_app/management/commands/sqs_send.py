@@ -7,7 +7,6 @@ from pathlib import Path
 from rest_framework import serializers
 
 from sqs_app import errors, services
-from sqs_app.logging import log_message_sent
 from sqs_app.management.base import OperatorCommand, UsageError, ranged_int
 from sqs_app.models import AuditAction
 from sqs_app.queues import LOGICAL_QUEUES
@@ -57,7 +56,6 @@ class Command(OperatorCommand):
             source="manual",
             delay_seconds=delay,
         )
-        log_message_sent(message_id=sent.message_id, body=sent.body, queue=queue, via="command")
         self.audit(
             action=AuditAction.SEND,
             queue=queue,
