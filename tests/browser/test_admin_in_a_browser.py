@@ -6,10 +6,8 @@ talks to) and checks what really is in SQS with a plain boto3 client.
 
 import json
 import shutil
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from selenium.webdriver.support.ui import Select
 
 from sqs_app import services
@@ -17,6 +15,7 @@ from sqs_app.models import EventKind, Message, MessageStatus
 from sqs_app.queues import queue_spec
 from tasks_app import lifecycle
 from tasks_app.models import PollSchedule
+from tests.helpers import recurring_poll, worker_claim
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -173,8 +172,11 @@ def test_replaying_a_failed_message_from_the_changelist_sends_it_again_and_recor
     failed = services.message_send(queue="notifications", message=notification(), sent_by=staff).record
     untouched = services.message_send(queue="notifications", message=notification(subject="ok")).record
     # A worker took both off the queue; the first one failed for good, into the DLQ.
-    assert len(take_all(boto_sqs, queue_url(boto_sqs, "notifications"))) == 2
-    lifecycle.message_failed(failed, error="webhook answered 500", body=failed.body)
+    taken = take_all(boto_sqs, queue_url(boto_sqs, "notifications"))
+    assert len(taken) == 2
+    [raw] = [m for m in taken if json.loads(m["Body"])["id"] == str(failed.standard_id)]
+    claim = worker_claim(queue="notifications", raw_body=raw["Body"], sqs_message_id=raw["MessageId"])
+    lifecycle.message_failed(claim, error="webhook answered 500")
 
     signed_in.open("/admin/sqs_app/message/")
     assert signed_in.row_of(failed.pk).find_element("css selector", "td.field-status_badge").text == "failed"
@@ -201,18 +203,13 @@ def test_replaying_a_failed_message_from_the_changelist_sends_it_again_and_recor
 
 
 def test_stopping_a_recurring_poll_from_the_poll_schedules_list_makes_it_inactive(sqs, signed_in):
-    soon = timezone.now() + timedelta(minutes=5)
-    stopping = PollSchedule.objects.create(
-        source_url="https://example.com/feed", interval_seconds=60, next_poll_at=soon
-    )
-    staying = PollSchedule.objects.create(
-        source_url="https://example.com/other", interval_seconds=300, next_poll_at=soon
-    )
+    stopping = recurring_poll(source_url="https://example.com/feed", interval_seconds=60)
+    staying = recurring_poll(source_url="https://example.com/other", interval_seconds=300)
 
     def active_icon(schedule) -> str:
         return (
             signed_in.row_of(schedule.pk)
-            .find_element("css selector", "td.field-active img")
+            .find_element("css selector", "td.field-is_active img")
             .get_attribute("alt")
         )
 
@@ -226,8 +223,8 @@ def test_stopping_a_recurring_poll_from_the_poll_schedules_list_makes_it_inactiv
     assert signed_in.messages() == ["Stopped 1 poll(s)."]
     assert active_icon(stopping) == "False"
     assert active_icon(staying) == "True"
-    stopping.refresh_from_db()
-    staying.refresh_from_db()
+    stopping = PollSchedule.objects.get(pk=stopping.pk)
+    staying = PollSchedule.objects.get(pk=staying.pk)
     assert (stopping.active, staying.active) == (False, True)
     assert stopping.stopped_at is not None
 

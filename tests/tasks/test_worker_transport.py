@@ -198,6 +198,44 @@ def test_a_request_returned_to_the_queue_sets_the_messages_visibility(sqs, boto_
 def test_return_to_queue_keeps_its_delay_across_processes():
     import pickle
 
-    back = pickle.loads(pickle.dumps(worker.ReturnToQueue("retry 1 in 60 s", delay=60)))
+    back = pickle.loads(pickle.dumps(worker.ReturnToQueue("retry 1 in 60 s", delay=60)))  # noqa: S301
 
     assert (back.delay, back.requeue, back.reason) == (60, True, "retry 1 in 60 s")
+
+
+class FakeHub:
+    """Records the timers a channel sets instead of running an event loop."""
+
+    def __init__(self):
+        self.later = []
+
+    def call_later(self, delay, callback, *args):
+        self.later.append((delay, callback))
+        return SimpleNamespace(cancel=lambda: None)
+
+    def call_repeatedly(self, delay, callback, *args):
+        return SimpleNamespace(cancel=lambda: None)
+
+
+def test_acknowledged_messages_are_deleted_together_in_one_batch(channel, boto_sqs):
+    url = boto_queue_url(boto_sqs, "notifications")
+    boto_sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": f'{{"n": {n}}}'} for n in range(3)]
+    )
+    received = boto_sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)["Messages"]
+    assert len(received) == 3
+    channel.hub = FakeHub()
+    for message in received:
+        channel.qos._delivered[message["ReceiptHandle"]] = SimpleNamespace(
+            delivery_info={"sqs_message": message, "sqs_queue": url, "routing_key": "notifications"}
+        )
+        channel.basic_ack(message["ReceiptHandle"])
+
+    # Acknowledged (the prefetch slots are free) but not deleted yet: one timer for the batch.
+    assert len(channel.hub.later) == 1
+    assert all(message["ReceiptHandle"] in channel.qos._dirty for message in received)
+    [(delay, flush)] = channel.hub.later
+    flush()
+
+    time.sleep(1.5)  # past the visibility they were received with: deleted, not hidden
+    assert boto_sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []
