@@ -142,8 +142,12 @@ def dockerfile() -> list[tuple[str, str]]:
 
 
 def workloads(manifests) -> dict[str, dict]:
-    """The pod-running objects (Deployments and Jobs), by name."""
-    return {name: obj for (kind, name), obj in manifests.items() if kind in ("Deployment", "Job")}
+    """The pod-running objects (Deployments, Jobs, and CronJobs as the Job they make), by name."""
+    found = {name: obj for (kind, name), obj in manifests.items() if kind in ("Deployment", "Job")}
+    for (kind, name), obj in manifests.items():
+        if kind == "CronJob":
+            found[name] = {**obj, "spec": obj["spec"]["jobTemplate"]["spec"]}
+    return found
 
 
 def containers_of(workload: dict) -> list[dict]:

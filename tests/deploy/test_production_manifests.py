@@ -289,6 +289,18 @@ def test_images_are_pinned_to_one_version_never_latest(manifests):
         assert not any("latest" in line for line in code), path.name
 
 
+def test_history_is_pruned_nightly_one_run_at_a_time(manifests):
+    from .test_deployment_files import management_command_exists
+
+    cronjob = manifests[("CronJob", "wipsie-history-prune")]
+    command = only_container(manifests, "wipsie-history-prune")["command"]
+
+    assert command[:3] == ["python", "manage.py", "history_prune"]
+    assert management_command_exists("history_prune")
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    assert "HISTORY_RETENTION_DAYS" in configmap(manifests)
+
+
 # --- Budgets and dependencies ---------------------------------------------------------------------
 
 
