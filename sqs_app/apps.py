@@ -7,5 +7,7 @@ class SqsAppConfig(AppConfig):
 
     def ready(self):
         from . import admin_audit
+        from .authentication import connect_signals
 
         admin_audit.register()
+        connect_signals()

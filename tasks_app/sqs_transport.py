@@ -26,9 +26,15 @@ Three changes to the stock channel, each for a reason measured here
   hands `[]` instead of a response to its callback after a timeout or a 5xx,
   and the stock channel then dies with `AttributeError` and never polls
   again ("goes deaf").
+- **A consumer that stops polling is noticed.** Each poll touches the
+  heartbeat file (tasks_app.heartbeat); a watchdog thread exits the process
+  when no poll started for WIPSIE_WORKER_STALL_SECONDS, so that its
+  supervisor starts a worker that consumes, instead of a live one that does not.
 """
 
 import logging
+import os
+import threading
 from time import monotonic
 
 from kombu.transport import SQS, virtual
@@ -40,6 +46,7 @@ logger = logging.getLogger(__name__)
 EXTEND_WHEN_LEFT = 0.5
 # How long an acknowledged message may wait for others to share its delete call.
 DELETE_BATCH_WINDOW = 0.05
+HEARTBEAT_EVERY = 1.0  # seconds between touches of the heartbeat file
 
 
 class Channel(SQS.Channel):
@@ -52,6 +59,9 @@ class Channel(SQS.Channel):
         # queue URL -> receipt handles acknowledged but not deleted yet
         self._pending_deletes: dict[str, list[str]] = {}
         self._delete_timer = None
+        self._last_poll = monotonic()
+        self._last_beat = 0.0
+        self._watchdog: threading.Event | None = None
         super().__init__(*args, **kwargs)
 
     @property
@@ -67,6 +77,43 @@ class Channel(SQS.Channel):
     def canonical_queue_name(self, queue_name):
         # Logical names are the keys of predefined_queues; no prefix games.
         return queue_name
+
+    def _schedule_queue(self, queue):
+        now = monotonic()
+        self._last_poll = now
+        if now - self._last_beat >= HEARTBEAT_EVERY:
+            from . import heartbeat
+
+            heartbeat.beat()
+            self._last_beat = now
+        return super()._schedule_queue(queue)
+
+    def basic_consume(self, queue, *args, **kwargs):
+        self._start_watchdog()
+        return super().basic_consume(queue, *args, **kwargs)
+
+    def _start_watchdog(self) -> None:
+        from django.conf import settings
+
+        stall = settings.WIPSIE_WORKER_STALL_SECONDS
+        if self._watchdog is not None or not stall or self.hub is None:
+            return
+        self._watchdog = stop = threading.Event()
+
+        def watch():
+            while not stop.wait(min(5.0, stall / 4)):
+                silent = monotonic() - self._last_poll
+                if silent > stall:
+                    logger.critical(
+                        "The consumer has not polled SQS for %.0f s (limit %s s); exiting so that the "
+                        "supervisor starts a worker that does",
+                        silent,
+                        stall,
+                    )
+                    logging.shutdown()
+                    os._exit(70)  # EX_SOFTWARE: the hub is stuck, a clean shutdown cannot be relied on
+
+        threading.Thread(target=watch, name="wipsie-consumer-watchdog", daemon=True).start()
 
     def _on_messages_ready(self, queue, qname, messages):
         if not isinstance(messages, dict):
@@ -186,6 +233,8 @@ class Channel(SQS.Channel):
                 logger.exception("Could not renew the leases of %d message(s)", len(extended_ids))
 
     def close(self):
+        if self._watchdog is not None:
+            self._watchdog.set()  # shutting down: polls stop on purpose
         self.flush_deletes()
         if self._delete_timer is not None:
             self._delete_timer.cancel()

@@ -7,6 +7,9 @@ The transport is exercised on the moto server through a real kombu connection.
 """
 
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from types import SimpleNamespace
@@ -17,7 +20,7 @@ from django.utils import timezone
 from kombu import Connection
 
 from sqs_app.models import Message, MessageStatus
-from tasks_app import worker
+from tasks_app import heartbeat, worker
 from tasks_app.sqs_transport import Channel
 from tests.helpers import boto_queue_url, notification, worker_claim
 
@@ -239,3 +242,45 @@ def test_acknowledged_messages_are_deleted_together_in_one_batch(channel, boto_s
 
     time.sleep(1.5)  # past the visibility they were received with: deleted, not hidden
     assert boto_sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []
+
+
+# --- The heartbeat and the watchdog ---------------------------------------------------------------
+
+
+def test_every_poll_touches_the_heartbeat_file(channel, tmp_path, monkeypatch):
+    beat = tmp_path / "heartbeat"
+    monkeypatch.setenv("WIPSIE_HEARTBEAT_FILE", str(beat))
+    channel._last_beat = 0.0
+
+    channel._schedule_queue("notifications")  # not consuming it: the poll is only scheduled
+
+    assert beat.exists()
+    assert heartbeat.main(["--max-age", "60", "--file", str(beat)]) == 0
+
+
+def test_the_probe_fails_when_the_heartbeat_is_old_or_missing(tmp_path, capsys):
+    beat = tmp_path / "heartbeat"
+    assert heartbeat.main(["--file", str(beat)]) == 1
+    assert "has not polled yet" in capsys.readouterr().out
+
+    beat.touch()
+    old = time.time() - 120
+    os.utime(beat, (old, old))
+
+    assert heartbeat.main(["--max-age", "60", "--file", str(beat)]) == 1
+    assert "stopped polling" in capsys.readouterr().out
+
+
+def test_the_probe_runs_without_django(tmp_path):
+    beat = tmp_path / "heartbeat"
+    beat.touch()
+
+    probe = subprocess.run(
+        [sys.executable, "-m", "tasks_app.heartbeat", "--max-age", "60"],
+        env={"PATH": "/usr/bin:/bin", "WIPSIE_HEARTBEAT_FILE": str(beat)},
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+    )
+
+    assert probe.returncode == 0, probe.stdout + probe.stderr
