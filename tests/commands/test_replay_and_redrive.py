@@ -189,6 +189,13 @@ def test_redrive_of_celerys_own_dlq(command, boto_sqs):
     assert message["Body"] == "a celery task"
 
 
+def test_redrive_of_celerys_own_dlq_by_id_is_bad_usage(command, sqs_untouched):
+    result = command("sqs_redrive", "celery", "--id", "abc")
+
+    assert result.code == 2
+    assert result.err == "--id picks recorded messages; Celery's own queue has none: redrive it whole."
+
+
 # --- sqs_replay -----------------------------------------------------------------------------
 
 

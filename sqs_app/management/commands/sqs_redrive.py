@@ -1,9 +1,15 @@
 """Move dead letters back onto their queue: bounded, paced, never the same message twice per run."""
 
 from sqs_app import operations, services
-from sqs_app.management.base import OperationFailed, OperatorCommand, positive_float, positive_int
+from sqs_app.management.base import (
+    OperationFailed,
+    OperatorCommand,
+    UsageError,
+    positive_float,
+    positive_int,
+)
 from sqs_app.models import AuditAction
-from sqs_app.queues import OPERATOR_QUEUES
+from sqs_app.queues import CELERY_QUEUE, OPERATOR_QUEUES
 
 
 class Command(OperatorCommand):
@@ -30,6 +36,8 @@ class Command(OperatorCommand):
 
     def run(self, *, queue, limit, rate, dry_run, ids, **options):
         operations.operator_queue_require(queue)
+        if ids and queue == CELERY_QUEUE:
+            raise UsageError("--id picks recorded messages; Celery's own queue has none: redrive it whole.")
         if ids:
             return self._selected(queue=queue, ids=ids, limit=limit)
         with self.progress(limit, "Redriving") as advance:
