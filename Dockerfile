@@ -18,8 +18,10 @@ RUN python -m venv /opt/venv
 # No compiler and no apt-get are needed: every pin has a manylinux wheel for amd64
 # and arm64 that carries its native libraries. pycurl (pulled in by kombu[sqs])
 # bundles its own libcurl and OpenSSL in pycurl.libs/, psycopg[binary] its own libpq.
-COPY requirements.txt /tmp/requirements.txt
-RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
+# requirements.lock pins every transitive dependency too (constraints): the
+# image gets the exact tree the tests ran with, whenever it is built.
+COPY requirements.txt requirements.lock /tmp/
+RUN /opt/venv/bin/pip install -r /tmp/requirements.txt -c /tmp/requirements.lock
 
 # --- runtime ----------------------------------------------------------------------
 FROM python:3.11-slim AS runtime
