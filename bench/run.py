@@ -230,14 +230,9 @@ user.groups.add(Group.objects.get(name="Wipsie operators"))
 def prepare(env: dict[str, str]) -> tuple[dict[str, str], str]:
     """Migrate, create the queues and the bench user. The queues' URLs by logical name, and the password."""
     procs.manage("migrate", "--noinput", env=env)
-    setup = procs.manage("sqs_setup", env=env)
-    # sqs_setup prints "<logical name>  <queue URL>" lines (and "  dead letters <URL>" ones); the
-    # load steps send to "default", the worker steps to "task_processing", the worker to "celery".
-    urls = {
-        parts[0]: parts[1]
-        for parts in (line.split() for line in setup.splitlines())
-        if len(parts) == 2 and parts[1].startswith("http")
-    }
+    setup = procs.manage("sqs_setup", "--json", env=env)
+    # The load steps send to "default", the worker steps to "task_processing", the worker to "celery".
+    urls = {row["queue"]: row["url"] for row in json.loads(setup)}
     missing = {"default", workers.TASK_QUEUE, workers.CELERY_QUEUE} - set(urls)
     if missing:
         raise procs.StartupError(f"sqs_setup did not report the queues {sorted(missing)}:\n{setup}")
