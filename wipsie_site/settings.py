@@ -16,7 +16,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.crypto import salted_hmac
 from kombu import Queue
 from kombu.utils.url import safequote
-from psycopg_pool import ConnectionPool
 from pythonjsonlogger.core import RESERVED_ATTRS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -157,12 +156,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "min_size": DATABASE_POOL_SIZE,
         "max_size": DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW,
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
-        # Each connection is checked (an empty query) as it is handed out: after
-        # the database comes back, a connection that broke meanwhile is replaced
-        # instead of failing the request that drew it.
-        "check": ConnectionPool.check_connection,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool owns connection lifetime
+    # With a pool, Django has psycopg check each connection (an empty query) as
+    # it is handed out: after the database comes back, a connection that broke
+    # meanwhile is replaced instead of failing the request that drew it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several gunicorn threads and a worker write to one file: wait for the lock
     # instead of failing at once, and take the write lock at BEGIN so that two
