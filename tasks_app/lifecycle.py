@@ -97,10 +97,15 @@ def message_claim(*, delivery: Delivery, task_id: str) -> Claim:
     # Try first what is most likely, so that the common case is one statement:
     # Wipsie's own messages have a row from their send, and so does any
     # message received before; a first receipt from another producer has none.
-    first, then = (existing, new) if _probably_recorded(delivery, body) else (new, existing)
-    claimed = first()
-    if claimed is None:
-        claimed = then()
+    # The API writes its row just after SQS accepted the message, so a worker
+    # may find no row, then fail to insert one because it has just appeared:
+    # the row is then claimed (or not) like any other.
+    attempts = (existing, new, existing) if _probably_recorded(delivery, body) else (new, existing)
+    claimed = None
+    for attempt in attempts:
+        claimed = attempt()
+        if claimed is not None:
+            break
     if claimed is not None:
         pk, attempt = claimed
         return Claim(pk=pk, body=body, delivery=delivery, attempt=attempt, claimed_at=now)

@@ -134,6 +134,23 @@ def test_a_row_written_under_the_claim_is_claimed_by_its_update_instead():
     assert (record.status, record.sqs_message_id, record.attempts) == (MessageStatus.PROCESSING, "sqs-7", 1)
 
 
+def test_an_api_row_that_appears_between_the_update_and_the_insert_is_claimed(monkeypatch):
+    # The API sent to SQS first; its INSERT lands just after the worker found no row.
+    body = standard_body()
+    real_claim_new = lifecycle._claim_new
+
+    def api_insert_lands_first(*args, **kwargs):
+        Message.objects.create(queue=QUEUE, standard_id=body["id"], body=body, status=MessageStatus.SENT)
+        return real_claim_new(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "_claim_new", api_insert_lands_first)
+
+    result = claim(json.dumps(body), sqs_message_id="sqs-api")
+
+    assert result.claimed  # not sent back to wait as if another worker held it
+    assert Message.objects.get().status == MessageStatus.PROCESSING
+
+
 def test_a_message_with_a_standard_id_on_another_queue_is_a_different_message():
     body = json.dumps(standard_body())
     claim(body)
