@@ -121,7 +121,7 @@ class QueueCollector:
 
 
 def route_of(request) -> str:
-    """The route pattern that served the request ("/sqs/receive/<str:queue_name>"): bounded labels."""
+    """The route pattern that served the request ("/sqs/receive/<segment:queue_name>"): bounded labels."""
     match = getattr(request, "resolver_match", None)
     if match is None or match.route is None:
         return "unmatched"
