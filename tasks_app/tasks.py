@@ -18,11 +18,13 @@ import logging
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery.signals import task_postrun, task_prerun
 from django.conf import settings
 from django.db import DatabaseError, connections
 
 from sqs_app.errors import WipsieError
-from sqs_app.services import body_problem, message_send
+from sqs_app.logging import bind_message_context, reset_message_context
+from sqs_app.services import body_problem, message_send, parse_body, standard_id_of
 
 from . import lifecycle, polling
 from .errors import PermanentTaskError, TemporaryTaskError
@@ -106,9 +108,41 @@ class MessageTask(Task):
         if retries_done < settings.TASK_MAX_RETRIES:
             delay = int(settings.TASK_RETRY_BASE_SECONDS * 2**retries_done) or 1
             self.recorded(lifecycle.message_retrying, claim, error=error, delay=delay)
+            logger.info(
+                "Attempt %s failed (%s); retry %s in %s s", claim.attempt, error, retries_done + 1, delay
+            )
             raise ReturnToQueue(f"retry {retries_done + 1} in {delay} s: {error}", delay=delay) from exc
         self.recorded(lifecycle.message_dead_lettered, claim, error=error)
         raise exc
+
+
+@task_prerun.connect
+def _bind_message_to_log_lines(task=None, kwargs=None, **extra) -> None:
+    """Every log line of a message's task names the message, Celery's own lines included.
+
+    One grep for the message id or the correlation id then follows it from the
+    API's "sent" line through every attempt to its outcome.
+    """
+    if not isinstance(task, MessageTask) or not kwargs:
+        return
+    body = parse_body(kwargs.get("raw_body", ""))
+    fields = body if isinstance(body, dict) else {}
+    correlation_id = fields.get("correlation_id")
+    task.request.wipsie_log_context = bind_message_context(
+        message_id=kwargs.get("sqs_message_id"),
+        correlation_id=correlation_id if isinstance(correlation_id, str) else None,
+        id=standard_id_of(body),
+        queue=kwargs.get("queue"),
+        attempt=kwargs.get("receive_count"),
+    )
+
+
+@task_postrun.connect
+def _unbind_message(task=None, **extra) -> None:
+    token = getattr(getattr(task, "request", None), "wipsie_log_context", None)
+    if token is not None:
+        reset_message_context(token)
+        task.request.wipsie_log_context = None
 
 
 def _drop_broken_connection() -> None:
