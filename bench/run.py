@@ -203,6 +203,8 @@ def server_env(
         # log file under bench/results/logs/), so that its cost is in the figures.
         "GUNICORN_ACCESS_LOG": "-",
         "API_THROTTLE_USER": "100000000/minute",  # measure the server, not the rate limit
+        # Plain HTTP on loopback: no TLS proxy in front, so no redirect to HTTPS.
+        "SECURE_SSL_REDIRECT": "false",
         "DATABASE_URL": database.url,
         "WEB_CONCURRENCY": str(shape["workers"]),
         "GUNICORN_THREADS": str(shape["threads"]),
@@ -219,6 +221,9 @@ user, _ = get_user_model().objects.get_or_create(username=os.environ["BENCH_USER
 user.set_password(os.environ["BENCH_PASSWORD"])
 user.is_active = True
 user.save()
+# An operator, as a service account would be: the send permissions, read like anyone's.
+from django.contrib.auth.models import Permission
+user.user_permissions.set(Permission.objects.filter(content_type__app_label="sqs_app"))
 """
 
 
