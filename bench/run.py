@@ -192,6 +192,8 @@ def server_env(
         **os.environ,
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        # Plain HTTP on loopback: no TLS proxy in front of the server here.
+        "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
@@ -203,8 +205,6 @@ def server_env(
         # log file under bench/results/logs/), so that its cost is in the figures.
         "GUNICORN_ACCESS_LOG": "-",
         "API_THROTTLE_USER": "100000000/minute",  # measure the server, not the rate limit
-        # Plain HTTP on loopback: no TLS proxy in front, so no redirect to HTTPS.
-        "SECURE_SSL_REDIRECT": "false",
         "DATABASE_URL": database.url,
         "WEB_CONCURRENCY": str(shape["workers"]),
         "GUNICORN_THREADS": str(shape["threads"]),
@@ -221,23 +221,18 @@ user, _ = get_user_model().objects.get_or_create(username=os.environ["BENCH_USER
 user.set_password(os.environ["BENCH_PASSWORD"])
 user.is_active = True
 user.save()
-# An operator, as a service account would be: the send permissions, read like anyone's.
-from django.contrib.auth.models import Permission
-user.user_permissions.set(Permission.objects.filter(content_type__app_label="sqs_app"))
+# An API client with a role, as in production: the operators group (sqs_app migration 0005).
+from django.contrib.auth.models import Group
+user.groups.add(Group.objects.get(name="Wipsie operators"))
 """
 
 
 def prepare(env: dict[str, str]) -> tuple[dict[str, str], str]:
     """Migrate, create the queues and the bench user. The queues' URLs by logical name, and the password."""
     procs.manage("migrate", "--noinput", env=env)
-    setup = procs.manage("sqs_setup", env=env)
-    # sqs_setup prints "<logical name>  <queue URL>" lines (and "  dead letters <URL>" ones); the
-    # load steps send to "default", the worker steps to "task_processing", the worker to "celery".
-    urls = {
-        parts[0]: parts[1]
-        for parts in (line.split() for line in setup.splitlines())
-        if len(parts) == 2 and parts[1].startswith("http")
-    }
+    setup = procs.manage("sqs_setup", "--json", env=env)
+    # The load steps send to "default", the worker steps to "task_processing", the worker to "celery".
+    urls = {row["queue"]: row["url"] for row in json.loads(setup)}
     missing = {"default", workers.TASK_QUEUE, workers.CELERY_QUEUE} - set(urls)
     if missing:
         raise procs.StartupError(f"sqs_setup did not report the queues {sorted(missing)}:\n{setup}")

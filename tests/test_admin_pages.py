@@ -163,7 +163,8 @@ def test_the_queues_page_shows_depths_and_dead_letters(admin_client, sqs):
 
     assert response.status_code == 200
     rows = {row["name"]: row for row in response.context["rows"]}
-    assert list(rows) == ["default", "data_polling", "task_processing", "notifications"]
+    # The four, and Wipsie's own task queue (selectors.queue_overview).
+    assert list(rows) == ["default", "data_polling", "task_processing", "notifications", "celery"]
     assert (rows["notifications"]["visible"], rows["notifications"]["dead"]) == (2, 1)
     assert all(
         (row["visible"], row["dead"]) == (0, 0) for name, row in rows.items() if name != "notifications"

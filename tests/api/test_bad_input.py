@@ -218,18 +218,13 @@ def quiet_client(operator):
     return client
 
 
-# A fresh id is sent to SQS before its history is written (a database failure after that is
-# logged and the send succeeds); an id the caller chose is reserved first, so these refusals
-# happen before SQS.
-CHOSEN_ID = "0b6f3c1e-2a4d-4e5f-8a9b-1c2d3e4f5a6b"
-
-
 def test_data_the_database_refuses_is_a_422_not_an_outage(quiet_client, sqs_untouched):
+    # A caller-chosen id is reserved in the history before anything reaches SQS.
     refused = DataError("invalid byte sequence for encoding UTF8: 0x00")
+    message = {"id": "6b0f0a3e-5c1d-4c55-9d6e-2f1b7a9c8e10", "m": 1}
     with mock.patch.object(services.Message.objects, "bulk_create", side_effect=refused):
-        # An id of the caller's own: its reservation is written before anything reaches SQS.
         response = quiet_client.post(
-            "/sqs/send", {"queue_name": "default", "message": {"id": CHOSEN_ID, "m": 1}}, format="json"
+            "/sqs/send", {"queue_name": "default", "message": message}, format="json"
         )
 
     error = assert_error_envelope(response, 422, "VALIDATION_ERROR")
@@ -260,12 +255,14 @@ def test_an_unexpected_integrity_error_is_a_logged_500_not_an_outage(quiet_clien
 
 def test_a_database_outage_is_logged_with_its_cause_and_the_request_id(quiet_client, sqs_untouched, caplog):
     down = OperationalError("could not connect to server")
+    # A caller-chosen id: its reservation is the write that meets the outage, before SQS.
+    message = {"id": "0d7c6f1e-8a2b-4f3c-9e5d-1a2b3c4d5e6f", "m": 1}
     with (
         mock.patch.object(services.Message.objects, "bulk_create", side_effect=down),
         caplog.at_level(logging.ERROR, logger="sqs_app.errors"),
     ):
         response = quiet_client.post(
-            "/sqs/send", {"queue_name": "default", "message": {"id": CHOSEN_ID, "m": 1}}, format="json"
+            "/sqs/send", {"queue_name": "default", "message": message}, format="json"
         )
 
     error = assert_error_envelope(response, 503, "DATABASE_UNAVAILABLE")
