@@ -18,6 +18,10 @@ What this means for revocation (also in README.md, "Authentication"):
   `AUTH_USER_CACHE_SECONDS`, and refuses the token as soon as the copy expires.
 - A bulk `QuerySet.update()` sends no signal: the copies expire within the
   same bound.
+- The cached copy carries the user's permissions and queue grants, read with
+  it. Changing a user's groups or permissions drops their copy; changing a
+  group's permissions or a queue grant drops every copy (a generation number
+  in the cache key), in this process at once and elsewhere within the bound.
 
 So a password change or a deactivation refuses that user's existing access
 tokens within 60 s in every process.
@@ -36,7 +40,7 @@ import time
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.exceptions import AuthenticationFailed
@@ -45,9 +49,15 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.utils import get_md5_hash_password
 
+# Bumped when permissions change in a way that concerns many users at once (a
+# group's permissions, a queue grant): every cached user of this cache is then
+# read again. Per user, a save or a change of their own groups or permissions
+# drops just their copy.
+GENERATION_KEY = "wipsie:auth-generation"
+
 
 def user_cache_key(user_id) -> str:
-    return f"wipsie:auth-user:{user_id}"
+    return f"wipsie:auth-user:{cache.get(GENERATION_KEY, 0)}:{user_id}"
 
 
 # Raw token -> (valid until, validated token), for this process. Bounded: a
@@ -84,6 +94,7 @@ class CachedUserJWTAuthentication(JWTAuthentication):
             # simplejwt's own lookup and checks (active, password unchanged); a
             # refused user is never cached, so a refusal always reads the database.
             user = super().get_user(validated_token)
+            _read_permissions(user)
             cache.set(key, user, timeout=settings.AUTH_USER_CACHE_SECONDS)
             return user
         self._check(user, validated_token)
@@ -106,13 +117,56 @@ class CachedUserJWTScheme(SimpleJWTScheme):
     target_class = CachedUserJWTAuthentication
 
 
+def _read_permissions(user) -> None:
+    """Fill the user's permission caches now, so that they travel with the cached copy.
+
+    Django's ModelBackend and sqs_app.permissions keep what they read on the
+    user object (`_perm_cache`, `_wipsie_granted_queues`); a user read from
+    the cache brings them along, so that checking a permission costs no query
+    either. A change to a user's permissions, groups or queue grants therefore
+    takes effect within AUTH_USER_CACHE_SECONDS as well.
+    """
+    from .permissions import granted_queues
+
+    if user.is_active and not user.is_superuser:
+        user.get_all_permissions()
+        granted_queues(user)
+
+
 def forget_cached_user(sender, instance, **kwargs) -> None:
     """A saved or deleted user is read from the database on their next request."""
     cache.delete(user_cache_key(instance.pk))
 
 
+def forget_users_of_changed_permissions(sender, instance, **kwargs) -> None:
+    """A user's own groups or permissions changed: drop them; a group's or a grant: drop everyone."""
+    if isinstance(instance, get_user_model()):
+        cache.delete(user_cache_key(instance.pk))
+        return
+    if cache.add(GENERATION_KEY, 1, timeout=None):
+        return
+    try:
+        cache.incr(GENERATION_KEY)
+    except ValueError:  # expired between the two calls
+        cache.add(GENERATION_KEY, 1, timeout=None)
+
+
 def connect_signals() -> None:
     """Called from SqsAppConfig.ready(), so that every process (web, worker, command) drops its copy."""
+    from django.contrib.auth.models import Group
+
+    from .models import QueueGrant
+
     user_model = get_user_model()
     post_save.connect(forget_cached_user, sender=user_model, dispatch_uid="wipsie-forget-cached-user")
     post_delete.connect(forget_cached_user, sender=user_model, dispatch_uid="wipsie-forget-deleted-user")
+    changed = forget_users_of_changed_permissions
+    for through in (
+        user_model.groups.through,
+        user_model.user_permissions.through,
+        Group.permissions.through,
+    ):
+        m2m_changed.connect(changed, sender=through, dispatch_uid=f"wipsie-forget-{through._meta.label}")
+    for model in (QueueGrant, Group):
+        post_save.connect(changed, sender=model, dispatch_uid=f"wipsie-forget-saved-{model._meta.label}")
+        post_delete.connect(changed, sender=model, dispatch_uid=f"wipsie-forget-deleted-{model._meta.label}")

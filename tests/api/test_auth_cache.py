@@ -197,3 +197,40 @@ def test_a_tampered_token_is_never_taken_for_a_remembered_one(user, sqs_untouche
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {tampered}")
 
     assert_error_envelope(client.get("/sqs/queues"), 401, "AUTHENTICATION_FAILED")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_operators_send_after_the_first_is_two_statements(operator, boto_sqs):
+    """Neither the user nor their permissions are read again: the two INSERTs of the send, only."""
+    client = bearer(operator)
+    send = {"queue_name": "default", "message": {"message": "hi"}}
+    assert client.post("/sqs/send", send, format="json").status_code == 200
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.post("/sqs/send", send, format="json").status_code == 200
+
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT", "INSERT"]
+
+
+def test_a_users_permissions_travel_with_the_cached_copy(operator, sqs_untouched):
+    client = bearer(operator)
+    assert client.get("/sqs/queues").status_code == 200
+
+    cached = cache.get(user_cache_key(operator.pk))
+
+    assert cached._perm_cache
+
+
+def test_a_permission_given_to_the_users_group_counts_at_once(bob, boto_sqs):
+    from django.contrib.auth.models import Group, Permission
+
+    client = bearer(bob)
+    send = {"queue_name": "default", "message": {"message": "hi"}}
+    assert client.post("/sqs/send", send, format="json").status_code == 403
+    senders = Group.objects.create(name="senders")
+    bob.groups.add(senders)
+    assert client.post("/sqs/send", send, format="json").status_code == 403  # the group has nothing yet
+
+    senders.permissions.add(Permission.objects.get(codename="send_message"))
+
+    assert client.post("/sqs/send", send, format="json").status_code == 200
