@@ -82,9 +82,18 @@ def message_too_large_check(size: int, *, what: str = "message") -> None:
 
 
 def message_send(
-    *, queue: str, message: dict, attributes: dict | None = None, sent_by=None, source: str = "api"
+    *,
+    queue: str,
+    message: dict,
+    attributes: dict | None = None,
+    sent_by=None,
+    source: str = "api",
+    delay_seconds: int = 0,
 ) -> OutgoingMessage:
-    """Send one StandardMessage with SendMessage and record it. Raises on failure."""
+    """Send one StandardMessage with SendMessage and record it. Raises on failure.
+
+    `delay_seconds` (0 to 900, SQS's range) keeps the message invisible that long.
+    """
     queue_require(queue)
     outgoing = outgoing_message(queue=queue, message=message, attributes=attributes or {}, source=source)
     _reserve(queue=queue, batch=[outgoing], sent_by=sent_by)
@@ -93,7 +102,10 @@ def message_send(
     sent_at = timezone.now()
     try:
         outgoing.message_id = sqs_client.send_message(
-            queue=queue, body=outgoing.encoded_body, attributes=outgoing.attributes
+            queue=queue,
+            body=outgoing.encoded_body,
+            attributes=outgoing.attributes,
+            delay_seconds=delay_seconds,
         )
     except errors.WipsieError:
         _release([outgoing])

@@ -1,0 +1,92 @@
+"""The sidebar (UNFOLD["SIDEBAR"]["navigation"]): the operator's pages, in the order they use them.
+
+Entries whose own page is still to come point at the nearest existing one:
+"Dead letters" at the failed and dead-lettered messages, "Audit log" at the
+message events (who did what, when), "Recurring polls" at the poll schedules.
+"""
+
+from django.urls import NoReverseMatch, reverse
+
+from ..models import MessageStatus
+
+
+def _first_url(*names: str, query: str = "") -> str | None:
+    for name in names:
+        try:
+            return reverse(name) + query
+        except NoReverseMatch:
+            continue
+    return None
+
+
+def _can_view(model_label: str):
+    app_label, model = model_label.split(".")
+
+    def check(request) -> bool:
+        return request.user.has_perm(f"{app_label}.view_{model}")
+
+    return check
+
+
+def sidebar(request) -> list[dict]:
+    dead = f"?status__in={MessageStatus.FAILED},{MessageStatus.DEAD_LETTERED}"
+    messages = [
+        ("Dashboard", "dashboard", reverse("admin:index"), None),
+        ("Queues", "stacks", reverse("admin:sqs_app_message_queues"), _can_view("sqs_app.message")),
+        ("Messages", "mail", reverse("admin:sqs_app_message_changelist"), _can_view("sqs_app.message")),
+        (
+            "Dead letters",
+            "skull",
+            reverse("admin:sqs_app_message_changelist") + dead,
+            _can_view("sqs_app.message"),
+        ),
+        (
+            "Send",
+            "send",
+            reverse("admin:sqs_app_message_send"),
+            lambda r: r.user.has_perm("sqs_app.send_message"),
+        ),
+    ]
+    work = [
+        (
+            "Recurring polls",
+            "schedule",
+            _first_url(
+                "admin:django_celery_beat_periodictask_changelist", "admin:tasks_app_pollschedule_changelist"
+            ),
+            None,
+        ),
+        (
+            "Task results",
+            "task_alt",
+            _first_url("admin:django_celery_results_taskresult_changelist"),
+            _can_view("django_celery_results.taskresult"),
+        ),
+        (
+            "Audit log",
+            "history",
+            reverse("admin:sqs_app_messageevent_changelist"),
+            _can_view("sqs_app.messageevent"),
+        ),
+    ]
+    people = [
+        ("Users", "person", reverse("admin:auth_user_changelist"), _can_view("auth.user")),
+        ("Groups", "group", reverse("admin:auth_group_changelist"), _can_view("auth.group")),
+    ]
+    return [
+        {"title": "Messages", "separator": False, "items": _items(messages)},
+        {"title": "Work", "separator": True, "items": _items(work)},
+        {"title": "Users and groups", "separator": True, "items": _items(people)},
+    ]
+
+
+def _items(entries) -> list[dict]:
+    items = []
+    for title, icon, link, permission in entries:
+        if link is None:
+            continue
+        item = {"title": title, "icon": icon, "link": link}
+        if permission is not None:
+            item["permission"] = permission
+        items.append(item)
+    return items

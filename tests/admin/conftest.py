@@ -1,0 +1,74 @@
+"""Fixtures for the admin tests: named users with exactly the permissions they need.
+
+Permissions are granted to users directly (not through groups), so each test
+says precisely what its user may do.
+"""
+
+import json
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from sqs_app.models import Message
+from sqs_app.schemas import build_standard_message
+from tasks_app import lifecycle
+from tests.helpers import notification
+
+VIEWER_PERMISSIONS = [
+    "sqs_app.view_message",
+    "sqs_app.view_all_messages",
+    "sqs_app.view_messageevent",
+    "django_celery_results.view_taskresult",
+]
+
+
+def grant(user, *perms: str):
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    # Django caches permissions on the user object.
+    for cache in ("_perm_cache", "_user_perm_cache"):
+        user.__dict__.pop(cache, None)
+    return user
+
+
+@pytest.fixture
+def admin_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    """Staff who may look at everything and change nothing."""
+    user = django_user_model.objects.create_user("vera", "vera@example.com", "viewer-pass-123", is_staff=True)
+    return grant(user, *VIEWER_PERMISSIONS)
+
+
+@pytest.fixture
+def viewer_client(client, viewer):
+    client.force_login(viewer)
+    return client
+
+
+def dead_lettered(subject: str = "Your export", *, raw_body: str | None = None) -> Message:
+    """A notification a worker took, failed permanently and put on the DLQ."""
+    body = build_standard_message(message=notification(subject=subject), queue="notifications", source="api")
+    record = lifecycle.message_receive(
+        queue="notifications", sqs_message_id=f"sqs-{subject}", raw_body=raw_body or json.dumps(body)
+    )
+    claim = lifecycle.message_claim(message_pk=record.pk, task_id=f"task-{subject}")
+    lifecycle.message_failed(claim.record, error="HTTP 404 from the webhook", body=claim.body)
+    return Message.objects.get(pk=record.pk)
+
+
+def shown_messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def run_action(client, url: str, action: str, objects):
+    return client.post(
+        url, {"action": action, "_selected_action": [o.pk for o in objects], "index": 0}, follow=True
+    )
