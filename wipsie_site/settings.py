@@ -256,6 +256,9 @@ UNFOLD = {
     },
 }
 
+# unfold's login form carries no "next" field: after a plain login, go to the dashboard.
+LOGIN_REDIRECT_URL = "admin:index"
+
 # The admin's SQS reads (dashboard, queues page) give up quickly: a hung SQS
 # shows a notice within seconds instead of holding the page for minutes.
 SQS_ADMIN_TIMEOUT_SECONDS = env.float("SQS_ADMIN_TIMEOUT_SECONDS", default=1.0)

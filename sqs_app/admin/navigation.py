@@ -28,17 +28,37 @@ def _can_view(model_label: str):
     return check
 
 
+def _is_dead_letters(request) -> bool:
+    return request.path == reverse("admin:sqs_app_message_changelist") and "status__in" in request.GET
+
+
+def _is_messages(request) -> bool:
+    path = reverse("admin:sqs_app_message_changelist")
+    return (
+        request.path == path
+        and "status__in" not in request.GET
+        or (request.path.startswith(path) and request.path.endswith("/change/"))
+    )
+
+
 def sidebar(request) -> list[dict]:
     dead = f"?status__in={MessageStatus.FAILED},{MessageStatus.DEAD_LETTERED}"
     messages = [
         ("Dashboard", "dashboard", reverse("admin:index"), None),
         ("Queues", "stacks", reverse("admin:sqs_app_message_queues"), _can_view("sqs_app.message")),
-        ("Messages", "mail", reverse("admin:sqs_app_message_changelist"), _can_view("sqs_app.message")),
+        (
+            "Messages",
+            "mail",
+            reverse("admin:sqs_app_message_changelist"),
+            _can_view("sqs_app.message"),
+            _is_messages,
+        ),
         (
             "Dead letters",
             "skull",
             reverse("admin:sqs_app_message_changelist") + dead,
             _can_view("sqs_app.message"),
+            _is_dead_letters,
         ),
         (
             "Send",
@@ -82,10 +102,12 @@ def sidebar(request) -> list[dict]:
 
 def _items(entries) -> list[dict]:
     items = []
-    for title, icon, link, permission in entries:
+    for title, icon, link, permission, *active in entries:
         if link is None:
             continue
         item = {"title": title, "icon": icon, "link": link}
+        if active:
+            item["active"] = active[0]
         if permission is not None:
             item["permission"] = permission
         items.append(item)

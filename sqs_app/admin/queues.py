@@ -4,7 +4,6 @@ from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
 from .. import selectors, services, sqs_client
 from ..errors import WipsieError
@@ -36,9 +35,10 @@ def queues_view(model_admin, request):
     return TemplateResponse(request, "admin/sqs_app/queues.html", context)
 
 
-@require_POST
 def redrive_view(model_admin, request, queue_name: str):
     guards.require(request, Action.REDRIVE, queue=queue_name)
+    if request.method != "POST":
+        return HttpResponseRedirect(reverse("admin:sqs_app_message_queues"))
     try:
         replayed = services.dlq_redrive(queue=queue_name, replayed_by=request.user)
     except WipsieError as exc:

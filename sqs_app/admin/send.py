@@ -90,11 +90,25 @@ class SendForm(forms.Form):
         if serializer.is_valid():
             cleaned["validated"] = serializer.validated_data
             return cleaned
-        for path, errors in validation_details(serializer.errors)["fields"].items():
+        for path, errors in self._all_errors(serializer, message).items():
             field, text = self._field_for(path)
             for error in errors:
                 self.add_error(field, f"{text}: {error}" if text else error)
         return cleaned
+
+    def _all_errors(self, serializer, message) -> dict[str, list[str]]:
+        """The serializer's errors, and the task data's too when the envelope's stopped it early.
+
+        StandardMessageSerializer checks its own fields before the task data,
+        so an envelope error would hide the data's: check the data on its own
+        (the same schema) to show every error at once.
+        """
+        errors = validation_details(serializer.errors)["fields"]
+        if self.kind in TASK_DATA_SCHEMAS and not any(p.startswith("message.data") for p in errors):
+            data = TASK_DATA_SCHEMAS[self.kind](data=message.get("data", {}))
+            if not data.is_valid():
+                errors.update(validation_details({"message": {"data": data.errors}})["fields"])
+        return errors
 
     def _message(self, cleaned) -> tuple[object, dict[str, str]]:
         if self.kind == "raw":

@@ -76,6 +76,12 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def link_text(element: WebElement) -> str:
+    """A link's words, without the name of the icon (material symbols are text) before them."""
+    lines = element.text.strip().splitlines()
+    return lines[-1].strip() if lines else ""
+
+
 class AdminPages:
     """What a staff member does in the admin: open pages, fill forms, press buttons, read."""
 
@@ -115,7 +121,7 @@ class AdminPages:
 
     def link(self, text: str, *, within: str = "#content") -> WebElement:
         """The link reading `text`, as shown (the admin's CSS upper-cases some: matched as-is)."""
-        found = [a for a in self.find_all(f"{within} a") if a.text.casefold() == text.casefold()]
+        found = [a for a in self.find_all(f"{within} a") if link_text(a).casefold() == text.casefold()]
         assert len(found) == 1, f"expected one link {text!r} in {within}, found {len(found)}"
         return found[0]
 
@@ -123,14 +129,37 @@ class AdminPages:
         return self.find("body").text
 
     def messages(self) -> list[str]:
-        """The admin's flash messages (ul.messagelist)."""
-        return [item.text for item in self.find_all("ul.messagelist li")]
+        """The admin's flash messages (unfold shows them in a list above the content)."""
+        return [item.text for item in self.find_all("#main > .px-4 > div > ul > li")]
 
-    def errors(self) -> list[str]:
-        return [item.text for item in self.find_all("ul.errorlist li")]
+    def errors(self, field: str | None = None) -> list[str]:
+        """Error messages on the page, or those shown beside one form field."""
+        within = f".field-{field} " if field else ""
+        return [item.text for item in self.find_all(f"{within}ul.errorlist li")]
 
-    def readonly_field(self, name: str) -> str:
-        return self.find(f".form-row.field-{name} .readonly").text
+    def search(self, term: str) -> None:
+        """Type into the changelist's search box and submit it."""
+        box = self.find("#searchbar")
+        box.clear()
+        box.send_keys(term)
+        self.press(self.find("#searchbar-submit"))
+
+    def screenshot(self, path: Path, *, width: int = 1400) -> bytes:
+        """A PNG of the whole page at `width` pixels (the window grown to the page's height)."""
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(width, min(max(height + 120, 900), 4000))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert self.driver.save_screenshot(str(path))
+        self.driver.set_window_size(1280, 900)
+        return path.read_bytes()
+
+    def page_width_at(self, width: int) -> int:
+        """How wide the page lays itself out in a window `width` pixels wide (scrollWidth)."""
+        self.driver.set_window_size(width, 900)
+        try:
+            return self.driver.execute_script("return document.documentElement.scrollWidth")
+        finally:
+            self.driver.set_window_size(1280, 900)
 
     def row_of(self, pk: int) -> WebElement:
         """The changelist row whose action checkbox selects object `pk`."""
@@ -143,7 +172,7 @@ class AdminPages:
         self.open("/admin/login/")
         self.find("#id_username").send_keys(username)
         self.find("#id_password").send_keys(password)
-        self.press(self.find('#login-form input[type="submit"]'))
+        self.press(self.find('#login-form [type="submit"]'))
 
     def run_action(self, description: str, *, on: list[int]) -> None:
         """Tick the rows of objects `on` in a changelist and run the action named `description`."""
