@@ -242,7 +242,8 @@ def test_a_viewer_sees_no_action_buttons_and_a_crafted_post_is_refused(
         const post = (url, fields) => fetch(url, {method: 'POST', credentials: 'same-origin',
             headers: {'X-CSRFToken': token}, body: new URLSearchParams(fields)}).then(r => r.status);
         Promise.all([
-          post('/admin/sqs_app/message/', {action: 'replay_from_dlq', _selected_action: arguments[0], index: 0}),
+          post('/admin/sqs_app/message/',
+               {action: 'replay_from_dlq', _selected_action: arguments[0], index: 0}),
           post('/admin/sqs_app/message/queues/notifications/redrive/', {}),
           post('/admin/sqs_app/message/send/?type=raw', {queue_name: 'notifications',
                message: JSON.stringify(arguments[1])}),
