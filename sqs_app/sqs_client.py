@@ -93,7 +93,7 @@ def _build_client(service: str, *, quick: bool = False):
             "connect_timeout": settings.SQS_ADMIN_TIMEOUT_SECONDS,
             "read_timeout": settings.SQS_ADMIN_TIMEOUT_SECONDS,
             # One attempt: a retry would only double the wait before the notice.
-            "retries": {"mode": "standard", "max_attempts": 1},
+            "retries": {"mode": "standard", "total_max_attempts": 1},
         }
     else:
         timeouts = {

@@ -82,16 +82,24 @@ class SendForm(forms.Form):
             attributes = None
         for name, problem in problems.items():
             self.add_error(name, problem)
-        if problems:
+        if self.kind == "raw" and "message" in problems:
             return cleaned
-        # The API's own validation: one schema for every door.
-        payload = {"queue_name": cleaned.get("queue_name"), "message": message, "attributes": attributes}
+        # The API's own validation: one schema for every door. What did not
+        # parse is left out, so that the other fields' errors still show.
+        payload = {
+            "queue_name": cleaned.get("queue_name"),
+            "message": message,
+            "attributes": attributes or {},
+        }
         serializer = SendRequestSerializer(data=payload)
         if serializer.is_valid():
-            cleaned["validated"] = serializer.validated_data
+            if not problems:
+                cleaned["validated"] = serializer.validated_data
             return cleaned
         for path, errors in self._all_errors(serializer, message).items():
             field, text = self._field_for(path)
+            if field in problems:
+                continue
             for error in errors:
                 self.add_error(field, f"{text}: {error}" if text else error)
         return cleaned

@@ -8,6 +8,7 @@ import json
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.test import Client
 
 from sqs_app.models import Message
 from sqs_app.schemas import build_standard_message
@@ -48,7 +49,9 @@ def viewer(django_user_model):
 
 
 @pytest.fixture
-def viewer_client(client, viewer):
+def viewer_client(viewer):
+    """A browser of its own (not pytest-django's `client`), so it can sit beside admin_client."""
+    client = Client()
     client.force_login(viewer)
     return client
 
@@ -72,3 +75,38 @@ def run_action(client, url: str, action: str, objects):
     return client.post(
         url, {"action": action, "_selected_action": [o.pk for o in objects], "index": 0}, follow=True
     )
+
+
+@pytest.fixture
+def hung_sqs(settings):
+    """An SQS that accepts connections and never answers (a hung endpoint), for the admin's client."""
+    import socket
+    import threading
+
+    from sqs_app import sqs_client
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held, stop = [], threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            held.append(connection)  # read nothing, answer nothing
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    settings.AWS_ENDPOINT_URL_SQS = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    sqs_client.reset()
+    yield settings.AWS_ENDPOINT_URL_SQS
+    stop.set()
+    thread.join(timeout=5)
+    for connection in held:
+        connection.close()
+    listener.close()
+    sqs_client.reset()
