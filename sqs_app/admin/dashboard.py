@@ -42,7 +42,7 @@ def dashboard_callback(request, context):
             "depth_columns": DEPTHS,
             "depth_rows": [_depth_row(row) for row in depth_rows],
             "figure_columns": FIGURES,
-            "activity": [_activity(label, now - span) for label, span in WINDOWS],
+            "activity": _activity_windows(now),
             "chart": json.dumps(_chart(selectors.message_throughput(until=now))),
             "generated_at": now,
         }
@@ -67,9 +67,16 @@ def _depth_row(row: dict) -> dict:
     return {"name": name, "link": link, "cells": cells, "oldest": oldest}
 
 
-def _activity(label: str, since) -> dict:
+def _activity_windows(now) -> list[dict]:
+    retrying = selectors.message_status_counts(status=MessageStatus.RETRYING)  # "now": once for both
+    return [_activity(label, now - span, retrying) for label, span in WINDOWS]
+
+
+def _activity(label: str, since, retrying: dict[str, int]) -> dict:
     """One window's figures per queue, each with the link to the messages it counts."""
     counts = selectors.message_activity(since=since)
+    for queue, count in retrying.items():
+        counts.setdefault(queue, {})["retrying"] = count
     stamp = since.isoformat(timespec="seconds")
     rows = []
     for queue in [*LOGICAL_QUEUES, *sorted(set(counts) - set(LOGICAL_QUEUES))]:
