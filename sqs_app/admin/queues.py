@@ -27,7 +27,6 @@ def queues_view(model_admin, request):
         row["can_redrive"] = bool(row.get("dead")) and guards.can(request, Action.REDRIVE, queue=row["name"])
     context = {
         **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,
         "title": "Queues",
         "rows": rows,
         "error": error,

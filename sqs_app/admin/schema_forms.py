@@ -35,19 +35,22 @@ def form_field(field: serializers.Field) -> forms.Field:
         return forms.CharField(widget=forms.NumberInput(attrs=attrs), **common)
     if isinstance(field, serializers.URLField):
         return forms.CharField(widget=forms.URLInput(), **common)
-    if isinstance(field, serializers.CharField) and getattr(field, "max_length", None) is None:
+    if type(field) is serializers.CharField and field.max_length is None:  # free text: room to write
         return forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), **common)
     return forms.CharField(**common)
 
 
 def form_fields(
-    serializer_class, *, prefix: str = "", exclude: tuple[str, ...] = ()
+    serializer_class, *, prefix: str = "", exclude: tuple[str, ...] = (), help_texts: dict | None = None
 ) -> dict[str, forms.Field]:
+    """Form fields for a serializer's writable fields, named `prefix + name`."""
     fields = {}
     for name, field in serializer_class().fields.items():
         if name in exclude or field.read_only:
             continue
         fields[prefix + name] = form_field(field)
+        if help_texts and name in help_texts:
+            fields[prefix + name].help_text = help_texts[name]
         fields[prefix + name].schema_required = field.required
     return fields
 

@@ -39,6 +39,12 @@ DEFAULT_QUEUES = {
 DATA_PREFIX = "data__"
 ENVELOPE_EXCLUDE = ("task_type", "data", "retry_count")
 MAX_DELAY_SECONDS = 900  # SQS's limit
+# What the envelope's fields mean to someone at the form (the schema says what is allowed).
+ENVELOPE_HELP = {
+    "id": "Optional. Empty: a new id. An id already sent is recognised as a duplicate and not sent again.",
+    "message": "A human-readable description of the message.",
+    "correlation_id": "Optional. Ties related messages together; generated when empty.",
+}
 
 
 class SendForm(forms.Form):
@@ -65,7 +71,11 @@ class SendForm(forms.Form):
                 help_text='A whole StandardMessage as JSON: {"task_type": "notification", "data": {...}}',
             )
         else:
-            self.fields.update(schema_forms.form_fields(StandardMessageSerializer, exclude=ENVELOPE_EXCLUDE))
+            self.fields.update(
+                schema_forms.form_fields(
+                    StandardMessageSerializer, exclude=ENVELOPE_EXCLUDE, help_texts=ENVELOPE_HELP
+                )
+            )
             if kind in TASK_DATA_SCHEMAS:
                 self.fields.update(schema_forms.form_fields(TASK_DATA_SCHEMAS[kind], prefix=DATA_PREFIX))
             self.initial.setdefault("queue_name", DEFAULT_QUEUES.get(kind, "default"))
@@ -195,7 +205,6 @@ def send_view(model_admin, request):
                 return HttpResponseRedirect(url)
     context = {
         **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,
         "title": "Send a message",
         "form": form,
         "kind": kind,

@@ -79,6 +79,7 @@ def trace_view(model_admin, request, object_id):
     context = {
         **model_admin.admin_site.each_context(request),
         "opts": Message._meta,
+        "original": message,  # unfold's header: SQS messages > Messages > this one
         "title": f"Message {message.sqs_message_id or message.standard_id or message.pk}",
         "message": message,
         "status_type": STATUS_LABELS.get(message.status, ""),
