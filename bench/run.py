@@ -406,6 +406,12 @@ def run_worker_steps(
             results.append(_report_worker_step(step.run(context)))
     finally:
         worker.stop()
+    # Counted last, by a worker of its own: the timed one must not take its messages.
+    results.append(
+        _report_worker_step(
+            workers.CountStep(sizes["tasks"], sizes["worker_max_seconds"], processes, env).run(context)
+        )
+    )
     return results
 
 

@@ -1,8 +1,12 @@
 """The worker steps: a Celery worker's throughput, and the end-to-end latency of a task.
 
-- `DrainStep` and `ChainStep` are the emulator's own figures, plain boto3, no
-  worker running: how fast moto lets a client take messages off a queue, and
-  how fast it serves the five SQS calls that Wipsie makes for each task.
+- `DrainStep` and `CeilingStep` are the emulator's own figures, plain boto3,
+  no worker running: how fast it lets a client take messages off a queue
+  (receive ten, delete ten in a batch), and how fast it serves the calls a
+  Wipsie worker makes (receive ten, delete each).
+- `CountStep` counts exactly what a worker asks per task: SQS calls (through a
+  counting proxy), SQL statements (PostgreSQL's statement log) and new
+  database connections.
 - `IdleStep` measures the CPU the worker, moto and the database spend while
   the worker only polls its queues: a background that every per-task CPU
   figure contains.
@@ -27,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -122,9 +127,10 @@ def wait_for_outcomes(
 class Worker:
     """One `celery -A wipsie_site worker`, in a process group of its own."""
 
-    def __init__(self, processes: procs.Processes, env: dict[str, str]):
+    def __init__(self, processes: procs.Processes, env: dict[str, str], name: str = "worker"):
         self.processes = processes
         self.env = {**env, **WORKER_ENV}
+        self.name = name
         self.process = None
 
     def start(self, context: Context, *, warm_up: int = 10, timeout: float = 90.0) -> float:
@@ -132,13 +138,13 @@ class Worker:
         imports, database pool, queue URLs). Seconds it took."""
         began = time.monotonic()
         argv = [str(procs.BIN / "celery"), *WORKER_ARGS]
-        self.process = self.processes.start("worker", argv, self.env, group=True)
+        self.process = self.processes.start(self.name, argv, self.env, group=True)
         marker = new_marker("warmup")
         preload(context.sqs_client, context.queue_urls[TASK_QUEUE], marker, warm_up)
         rows = wait_for_outcomes(
             context.history, marker, warm_up, time.monotonic() + timeout, alive=self.alive
         )
-        log_path, log_tail = self.processes.log_path("worker"), self.processes.log_tail("worker")
+        log_path, log_tail = self.processes.log_path(self.name), self.processes.log_tail(self.name)
         log = f"\n--- last lines of {log_path} ---\n{log_tail}"
         if not self.alive():
             raise procs.StartupError(f"the Celery worker exited with status {self.process.returncode}{log}")
@@ -297,22 +303,19 @@ class DrainStep:
 
 
 @dataclass(frozen=True)
-class ChainStep:
-    """Plain boto3, one message at a time, the five SQS calls Wipsie makes per task: receive from
-    the task queue, send to Celery's queue, delete the raw message, receive the task, delete it."""
+class CeilingStep:
+    """Plain boto3, the SQS calls a Wipsie worker makes per task: one ReceiveMessage of up to
+    ten messages, then one DeleteMessage each, until a preloaded queue is empty. The emulator's
+    own ceiling for Wipsie's pattern, with no worker, no Celery and no database."""
 
     messages: int
     max_seconds: float
-    name: str = "boto3 Wipsie's 5 SQS calls/task"
+    name: str = "boto3 receive(10) + delete each"
 
     def run(self, context: Context) -> StepResult:
-        client = context.sqs_client
-        raw, tasks = context.queue_urls[TASK_QUEUE], context.queue_urls[CELERY_QUEUE]
-        for url in (raw, tasks):
-            client.purge_queue(QueueUrl=url)
-        preload(client, raw, new_marker("chain"), self.messages)
-        # About the size of the Celery task message the worker sends for one processing task.
-        task_body = json.dumps({"task": "processing", "args": [1], "pad": "x" * 1500})
+        client, url = context.sqs_client, context.queue_urls[TASK_QUEUE]
+        client.purge_queue(QueueUrl=url)
+        preload(client, url, new_marker("ceiling"), self.messages)
         meter = CpuMeter(context.probes)
         statuses: list[str] = []
         meter.start()
@@ -320,17 +323,12 @@ class ChainStep:
         deadline = time.monotonic() + self.max_seconds
         while len(statuses) < self.messages and time.monotonic() < deadline:
             try:
-                got = client.receive_message(QueueUrl=raw, MaxNumberOfMessages=1, WaitTimeSeconds=0)
-                if not got.get("Messages"):
-                    continue
-                client.send_message(QueueUrl=tasks, MessageBody=task_body)
-                client.delete_message(QueueUrl=raw, ReceiptHandle=got["Messages"][0]["ReceiptHandle"])
-                task = client.receive_message(QueueUrl=tasks, MaxNumberOfMessages=1, WaitTimeSeconds=0)
-                client.delete_message(QueueUrl=tasks, ReceiptHandle=task["Messages"][0]["ReceiptHandle"])
-            except (ClientError, BotoCoreError, KeyError, IndexError) as exc:
+                got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+                for message in got.get("Messages", []):
+                    client.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    statuses.append("succeeded")
+            except (ClientError, BotoCoreError) as exc:
                 statuses.append(type(exc).__name__)
-                continue
-            statuses.append("succeeded")
         window = time.perf_counter() - began
         result = _result(
             self.name,
@@ -343,9 +341,118 @@ class ChainStep:
             extra={"method": f"{self.messages} preloaded", "rate": _rate(len(statuses), window)},
         )
         meter.finish(result)
-        for url in (raw, tasks):
-            client.purge_queue(QueueUrl=url)
+        client.purge_queue(QueueUrl=url)
         return result
+
+
+@dataclass(frozen=True)
+class CountStep:
+    """Exact SQS calls, SQL statements and new database connections per task.
+
+    A worker of its own (the timed one is stopped by then) talks to SQS through a counting
+    proxy and to PostgreSQL as a role whose statements the server logs (bench.counting).
+    Both cost time, so this step's rate is not judged; its counts are exact.
+    """
+
+    messages: int
+    max_seconds: float
+    processes: procs.Processes
+    env: dict
+    name: str = "Worker, counted"
+
+    def run(self, context: Context) -> StepResult:
+        import psycopg
+
+        from .counting import CountingProxy, StatementLog, postgres_log_path, prepare_counting_role
+
+        database_url = self.env["DATABASE_URL"]
+        parts = urlsplit(database_url)
+        if not parts.scheme.startswith("postgres"):
+            return self._skipped("needs PostgreSQL")
+        maintenance = urlunsplit(parts._replace(path="/postgres"))
+        with psycopg.connect(maintenance, autocommit=True) as conn:
+            log_path = postgres_log_path(conn)
+        if log_path is None:
+            return self._skipped("PostgreSQL's log file is not readable here")
+        role = "wipsie_bench_counted"
+        prepare_counting_role(maintenance, parts.path.lstrip("/"), role)
+        proxy = CountingProxy(context.sqs_endpoint)
+        endpoint = proxy.start()
+        counted_url = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port or 5432}"))
+        worker = Worker(
+            self.processes,
+            {
+                **self.env,
+                "DATABASE_URL": counted_url,
+                "AWS_ENDPOINT_URL_SQS": endpoint,
+                "AWS_ENDPOINT_URL_SNS": endpoint,
+            },
+            name="worker-counted",
+        )
+        statements = StatementLog(role=role, path=log_path)
+        try:
+            worker.start(context, warm_up=10)
+            marker = new_marker("counted")
+            proxy.calls.clear()
+            statements.mark()
+            sessions = context.history.sessions()
+            began = time.time()
+            sent = preload(context.sqs_client, context.queue_urls[TASK_QUEUE], marker, self.messages)
+            rows = wait_for_outcomes(
+                context.history, marker, sent, time.monotonic() + self.max_seconds, alive=worker.alive
+            )
+            # Held until the last delete has been sent; the proxy counts it on arrival.
+            time.sleep(0.5)
+            calls = dict(proxy.calls)
+            logged = statements.statements()
+            opened = _difference(context.history.sessions(), sessions)
+        finally:
+            worker.stop()
+            proxy.stop()
+        done = sum(row.status == "succeeded" for row in rows)
+        kinds = Counter(statement.split(None, 1)[0].upper() for statement in logged if statement.strip())
+
+        def per_task(count: int) -> float | None:
+            return count / done if done else None
+
+        result = _result(
+            self.name,
+            "counted",
+            clients=WORKER_CONCURRENCY,
+            statuses=[row.status for row in rows],
+            window=time.time() - began,
+            planned=self.messages,
+            deadline_hit=done < self.messages,
+            extra={
+                "method": f"{sent} preloaded, through a counting proxy",
+                "sqs_calls": calls,
+                "sqs_calls_per_task": per_task(sum(calls.values())),
+                "sqs_calls_per_task_by_action": {k: per_task(v) for k, v in sorted(calls.items())},
+                "sql_statements": len(logged),
+                # Data statements; BEGIN / COMMIT (one round trip each) are reported beside them.
+                "sql_statements_per_task": per_task(
+                    len(logged)
+                    - sum(kinds[k] for k in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK"))
+                ),
+                "sql_round_trips_per_task": per_task(len(logged)),
+                "sql_statements_per_task_by_kind": {k: per_task(v) for k, v in sorted(kinds.items())},
+                "db_sessions": opened,
+                "db_sessions_per_task": per_task(opened) if opened is not None else None,
+            },
+        )
+        return result
+
+    def _skipped(self, why: str) -> StepResult:
+        return _result(
+            self.name,
+            "counted",
+            clients=WORKER_CONCURRENCY,
+            statuses=[],
+            window=0.0,
+            planned=0,
+            deadline_hit=False,
+            extra={"method": f"skipped: {why}"},
+        )
 
 
 @dataclass(frozen=True)
@@ -462,6 +569,7 @@ class ThroughputStep:
                 "db_sessions": opened,
                 "db_sessions_per_task": opened / len(rows) if opened is not None and rows else None,
                 "judged": self.judged,
+                "emulator": getattr(context, "emulator", "moto"),
             },
         )
         meter.finish(result)
@@ -557,7 +665,7 @@ def plan(
     """The baselines (no worker running), then the worker's steps."""
     return {
         # A few seconds each on moto; a shorter deadline keeps a slow machine's run bounded.
-        "baselines": [DrainStep(tasks, max_seconds / 4), ChainStep(tasks, max_seconds / 4)],
+        "baselines": [DrainStep(tasks, max_seconds / 4), CeilingStep(tasks, max_seconds / 4)],
         "worker": [
             IdleStep(idle_seconds),
             ThroughputStep(tasks, max_seconds),

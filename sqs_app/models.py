@@ -75,6 +75,14 @@ class Message(models.Model):
     # django-celery-results TaskResult with this task_id.
     celery_task_id = models.CharField(max_length=255, blank=True, db_index=True)
     attempts = models.PositiveIntegerField(default=0, help_text="Processing attempts so far.")
+    # The claim of the attempt in progress: a lease that ends with the SQS
+    # visibility timeout and is renewed with it (tasks_app.lifecycle). A
+    # concurrent duplicate delivery finds it held; the redelivery after a
+    # worker died finds it expired and takes over.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a retrying message comes back on its queue."
+    )
     processing_started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -43,6 +43,10 @@ def is_known_queue(name: str) -> bool:
     return name in _SUFFIXES
 
 
+CELERY_QUEUE = "celery"
+
+
 def celery_queue_spec() -> QueueSpec:
-    """Celery's own task queue: not one of the four, but provisioned (with a DLQ) beside them."""
-    return QueueSpec("celery", settings.CELERY_TASK_DEFAULT_QUEUE)
+    """Wipsie's own Celery task queue (beat's scheduled polls): not one of the four, but
+    provisioned (with a DLQ) beside them, and shown beside them."""
+    return QueueSpec(CELERY_QUEUE, settings.SQS_QUEUE_PREFIX + CELERY_QUEUE)

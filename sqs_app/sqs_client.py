@@ -38,7 +38,7 @@ from botocore.exceptions import (
 from django.conf import settings
 
 from . import errors
-from .queues import DLQ_SUFFIX, QueueSpec, all_queue_specs, celery_queue_spec, queue_spec
+from .queues import DLQ_SUFFIX, LOGICAL_QUEUES, QueueSpec, all_queue_specs, celery_queue_spec, queue_spec
 
 _lock = threading.Lock()
 _clients: dict[str, object] = {}  # service name (or "sqs:quick") -> client, for this process only
@@ -293,6 +293,41 @@ def release_messages(*, queue: str, receipt_handles: list[str], url: str | None 
         get_client().change_message_visibility_batch(QueueUrl=url or queue_url(queue), Entries=entries)
 
 
+def change_visibility(*, queue: str, receipt_handle: str, seconds: int, url: str | None = None) -> None:
+    """Hide a received message for `seconds` more from now (0 makes it visible at once)."""
+    with translated_errors(queue=queue):
+        get_client().change_message_visibility(
+            QueueUrl=url or queue_url(queue), ReceiptHandle=receipt_handle, VisibilityTimeout=int(seconds)
+        )
+
+
+def change_visibility_batch(*, url: str, receipt_handles: list[str], seconds: int) -> set[str]:
+    """Extend (or end) the visibility of up to ten received messages in one call.
+
+    Returns the receipt handles SQS refused (a handle that went stale because
+    the message was deleted or redelivered); the others succeeded.
+    """
+    entries = [
+        {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": int(seconds)}
+        for index, handle in enumerate(receipt_handles)
+    ]
+    with translated_errors(queue=url.rsplit("/", 1)[-1]):
+        response = get_client().change_message_visibility_batch(QueueUrl=url, Entries=entries)
+    return {receipt_handles[int(failed["Id"])] for failed in response.get("Failed", [])}
+
+
+def worker_queue_urls() -> dict[str, str]:
+    """Logical name -> URL of every queue a worker may consume: the four, and Celery's own.
+
+    Handed to kombu as its `predefined_queues`, so that workers resolve only
+    Wipsie's queues (GetQueueUrl) and never need the account-wide ListQueues.
+    """
+    urls = {name: queue_url(name) for name in LOGICAL_QUEUES}
+    celery = celery_queue_spec()
+    urls[celery.logical_name] = _cached_url(celery.logical_name, celery.physical_name)
+    return urls
+
+
 def queue_depths(logical_name: str, *, dead_letters: bool = False) -> dict[str, int]:
     """Approximate visible, in-flight and delayed message counts of a queue (or its DLQ)."""
     names = [
@@ -338,7 +373,7 @@ def ensure_queue(spec: QueueSpec) -> ProvisionedQueue:
             "RedrivePolicy": json.dumps(
                 {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(settings.SQS_MAX_RECEIVE_COUNT)}
             ),
-            "VisibilityTimeout": str(settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]),
+            "VisibilityTimeout": str(settings.CELERY_VISIBILITY_TIMEOUT),
         }
         try:
             url = client.create_queue(QueueName=spec.physical_name, Attributes=attributes)["QueueUrl"]

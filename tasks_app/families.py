@@ -1,11 +1,10 @@
 """The three task families, by task_type, and the one validation they share.
 
-A handler takes the StandardMessage, its validated `data` and its history row,
+A handler takes the StandardMessage, its validated `data` and its history row's id,
 and returns the JSON-serialisable result that Celery stores as the task result.
 """
 
 from sqs_app.errors import validation_details
-from sqs_app.models import Message
 from sqs_app.schemas import StandardMessageSerializer
 
 from .errors import PermanentTaskError
@@ -26,7 +25,7 @@ def validated_task_data(body: object, *, task_type: str) -> dict:
     return serializer.validated_data["data"]
 
 
-def _processing(*, message: dict, data: dict, record: Message) -> dict:
+def _processing(*, message: dict, data: dict, record_pk: int) -> dict:
     return run_processing(
         operation=data["operation"],
         input_data=data["input_data"],
@@ -35,12 +34,12 @@ def _processing(*, message: dict, data: dict, record: Message) -> dict:
     )
 
 
-def _notification(*, message: dict, data: dict, record: Message) -> dict:
+def _notification(*, message: dict, data: dict, record_pk: int) -> dict:
     return notification_send(message=message, data=data)
 
 
-def _data_polling(*, message: dict, data: dict, record: Message) -> dict:
-    return poll_source(message=message, data=data, record=record)
+def _data_polling(*, message: dict, data: dict, record_pk: int) -> dict:
+    return poll_source(message=message, data=data, record_pk=record_pk)
 
 
 HANDLERS = {"data_polling": _data_polling, "processing": _processing, "notification": _notification}

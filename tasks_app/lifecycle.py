@@ -1,96 +1,230 @@
 """A message's life in a worker: claimed once, then exactly one recorded outcome.
 
-SQS delivers at least once, and the same StandardMessage may even be sent
-twice. The history row (sqs_app.models.Message) is the lock that turns that
-into one outcome:
+SQS delivers at least once, and may hand one message to two workers at once;
+the same StandardMessage may even be sent twice. The history row
+(sqs_app.models.Message) turns that into one outcome:
 
-- `message_receive` (in the worker's consumer) records the delivery and
-  finds the row, whoever produced the message.
-- `message_claim` (in the task) locks the row and gives the message to one
-  Celery task id.
-  A second delivery (another task id) or a message whose outcome is already
-  recorded is reported as a duplicate and not processed again. A redelivery
-  of the *same* task (its worker was killed) takes the claim back.
-- the outcome functions record succeeded / retrying / failed / dead_lettered,
-  each as a status and an event, in one transaction.
+- `message_claim` finds (or, for another producer's message, creates) the
+  row and takes a **lease** on it in one UPDATE. The lease ends with the SQS
+  visibility timeout and is renewed with it while the worker holds the
+  message (tasks_app.sqs_transport), so:
+  - a delivery that finds the outcome already recorded is a duplicate, and
+    is deleted;
+  - a delivery that finds a live lease is a concurrent duplicate, and is
+    left on the queue until that lease would end;
+  - the redelivery after a worker died finds the lease expired, and takes over.
+- the outcome functions record succeeded / retrying / failed /
+  dead_lettered in one transaction: the row, and the attempt's events
+  (received, processing and the outcome, dated when each happened). While an
+  attempt runs, the row's status, attempts and lease show it.
+
+On the success path a task costs four SQL statements: the claim, the
+outcome's UPDATE and INSERT, and the task result (tasks_app.results).
 """
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from sqs_app.models import EventKind, Message, MessageEvent, MessageStatus
-from sqs_app.services import dead_letter_send, message_record_received, parse_body
+from sqs_app.services import dead_letter_send, message_record_new, parse_body, standard_id_of
 
 logger = logging.getLogger(__name__)
 
 WORKER = "worker"
-
 FINISHED = MessageStatus.finished()
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """One receipt of an SQS message by a worker (built by tasks_app.worker)."""
+
+    queue: str
+    sqs_message_id: str
+    receive_count: int
+    raw_body: str
+    sent_timestamp: int | None = None
+    attributes: dict | None = None
+
+    @property
+    def body(self) -> object:
+        return parse_body(self.raw_body)
+
+    @property
+    def sent_at(self) -> datetime | None:
+        if not self.sent_timestamp:
+            return None
+        return datetime.fromtimestamp(self.sent_timestamp / 1000, tz=UTC)
+
+
+@dataclass(frozen=True)
 class Claim:
-    record: Message
+    """This delivery's right to process the message, or why it has none."""
+
+    pk: int | None
     body: object
-    duplicate: bool = False
+    delivery: Delivery
+    attempt: int = 0
+    claimed_at: datetime | None = None
+    # Not claimed: the outcome is recorded (delete this delivery) ...
+    finished: bool = False
+    # ... or another delivery holds a live lease (come back after this many seconds).
+    held_for_seconds: int = 0
+
+    @property
+    def claimed(self) -> bool:
+        return self.pk is not None and not self.finished and not self.held_for_seconds
 
 
-def message_receive(*, queue: str, sqs_message_id: str, raw_body: str, receive_count: int = 1) -> Message:
-    """Record that a worker took a message off a queue (sqs_app.services does the work)."""
-    return message_record_received(
-        queue=queue,
-        sqs_message_id=sqs_message_id,
-        body=parse_body(raw_body),
-        actor=WORKER,
-        receive_count=receive_count,
+def message_claim(*, delivery: Delivery, task_id: str) -> Claim:
+    """Take the message for this delivery, or report why not (see the module docstring)."""
+    body = delivery.body
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=settings.CELERY_VISIBILITY_TIMEOUT)
+    standard_id = standard_id_of(body)
+    claimed = _claim_existing(delivery, standard_id, task_id=task_id, now=now, lease_until=lease_until)
+    if claimed is None:
+        claimed = _claim_new(delivery, body, task_id=task_id, now=now, lease_until=lease_until)
+    if claimed is None:
+        claimed = _claim_existing(delivery, standard_id, task_id=task_id, now=now, lease_until=lease_until)
+    if claimed is not None:
+        pk, attempt = claimed
+        return Claim(pk=pk, body=body, delivery=delivery, attempt=attempt, claimed_at=now)
+    return _unclaimable(delivery, standard_id, body=body, now=now)
+
+
+# The claim in one statement: UPDATE ... RETURNING works on PostgreSQL and on
+# SQLite (3.35+). It matches the row by SQS's id or by the StandardMessage id
+# (the API's row may not have SQS's id yet), and only if no outcome is
+# recorded and no live lease is held.
+_CLAIM_SQL = """
+UPDATE {table} SET
+    status = %s,
+    lease_expires_at = %s,
+    attempts = attempts + 1,
+    receive_count = CASE WHEN receive_count < %s THEN %s ELSE receive_count END,
+    celery_task_id = %s,
+    sqs_message_id = COALESCE(sqs_message_id, %s),
+    processing_started_at = COALESCE(processing_started_at, %s),
+    next_attempt_at = NULL,
+    updated_at = %s
+WHERE id = (
+    SELECT id FROM {table}
+    WHERE (sqs_message_id = %s OR (queue = %s AND standard_id = %s))
+    ORDER BY id LIMIT 1
+)
+AND status NOT IN ({finished})
+AND (lease_expires_at IS NULL OR lease_expires_at < %s)
+RETURNING id, attempts
+"""
+
+
+def _claim_existing(delivery: Delivery, standard_id, *, task_id, now, lease_until) -> tuple[int, int] | None:
+    finished = sorted(FINISHED)
+    sql = _CLAIM_SQL.format(table=Message._meta.db_table, finished=", ".join(["%s"] * len(finished)))
+    field = Message._meta.get_field
+    params = [
+        MessageStatus.PROCESSING,
+        field("lease_expires_at").get_db_prep_value(lease_until, connection),
+        delivery.receive_count,
+        delivery.receive_count,
+        task_id,
+        delivery.sqs_message_id,
+        field("processing_started_at").get_db_prep_value(now, connection),
+        field("updated_at").get_db_prep_value(now, connection),
+        delivery.sqs_message_id,
+        delivery.queue,
+        field("standard_id").get_db_prep_value(standard_id, connection) if standard_id else None,
+        *finished,
+        field("lease_expires_at").get_db_prep_value(now, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _claim_new(delivery: Delivery, body, *, task_id, now, lease_until) -> tuple[int, int] | None:
+    """A message Wipsie has no row for (another producer's, or the API's insert is not in yet)."""
+    record = message_record_new(
+        queue=delivery.queue,
+        sqs_message_id=delivery.sqs_message_id,
+        body=body,
+        attributes=delivery.attributes,
+        sent_at=delivery.sent_at,
+    )
+    record.status = MessageStatus.PROCESSING
+    record.lease_expires_at = lease_until
+    record.attempts = 1
+    record.receive_count = delivery.receive_count
+    record.celery_task_id = task_id
+    record.processing_started_at = now
+    try:
+        with transaction.atomic():
+            record.save(force_insert=True)
+    except IntegrityError:
+        return None  # someone wrote the row a moment ago: claim it (or not) like any other
+    return record.pk, 1
+
+
+def _unclaimable(delivery: Delivery, standard_id, *, body, now) -> Claim:
+    rows = Message.objects.filter(sqs_message_id=delivery.sqs_message_id)
+    if standard_id:
+        rows = Message.objects.filter(sqs_message_id=delivery.sqs_message_id) | Message.objects.filter(
+            queue=delivery.queue, standard_id=standard_id
+        )
+    record = rows.order_by("id").only("id", "status", "lease_expires_at").first()
+    if record is None or record.status in FINISHED:
+        return Claim(pk=record and record.pk, body=body, delivery=delivery, finished=True)
+    left = (record.lease_expires_at - now).total_seconds() if record.lease_expires_at else 0
+    return Claim(pk=record.pk, body=body, delivery=delivery, held_for_seconds=max(1, int(left) + 1))
+
+
+def leases_renew(*, sqs_message_ids: list[str], seconds: int) -> int:
+    """Extend the leases of messages whose visibility was just extended (the worker's main process)."""
+    return Message.objects.filter(sqs_message_id__in=sqs_message_ids, status=MessageStatus.PROCESSING).update(
+        lease_expires_at=timezone.now() + timedelta(seconds=seconds)
     )
 
 
-def message_claim(*, message_pk: int, task_id: str) -> Claim:
-    """Give the message to `task_id` and record `processing`, or report a duplicate."""
-    with transaction.atomic():
-        record = Message.objects.select_for_update().get(pk=message_pk)
-        owner = record.celery_task_id
-        if record.status in FINISHED or (owner and owner != task_id):
-            reason = "outcome already recorded" if record.status in FINISHED else f"owned by task {owner}"
-            _event(record, EventKind.PROCESSING, duplicate=True, task_id=task_id, reason=reason)
-            return Claim(record=record, body=record.body, duplicate=True)
-        now = timezone.now()
-        record.celery_task_id = task_id
-        record.status = MessageStatus.PROCESSING
-        record.attempts += 1
-        record.processing_started_at = record.processing_started_at or now
-        record.save()
-        _event(record, EventKind.PROCESSING, attempt=record.attempts, task_id=task_id)
-    return Claim(record=record, body=record.body)
+# --- Outcomes ---------------------------------------------------------------------
 
 
-def message_succeeded(record: Message, *, summary: dict | None = None) -> None:
-    _finish(record, MessageStatus.SUCCEEDED, EventKind.SUCCEEDED, error="", **(summary or {}))
+def message_succeeded(claim: Claim, *, summary: dict | None = None) -> None:
+    _record_outcome(claim, MessageStatus.SUCCEEDED, EventKind.SUCCEEDED, error="", **(summary or {}))
 
 
-def message_retrying(record: Message, *, error: str, countdown: float) -> None:
-    with transaction.atomic():
-        record.status = MessageStatus.RETRYING
-        record.last_error = error
-        record.save(update_fields=["status", "last_error", "updated_at"])
-        _event(record, EventKind.RETRYING, error=error, retry_in_seconds=countdown, attempt=record.attempts)
+def message_retrying(claim: Claim, *, error: str, delay: float) -> None:
+    """A temporary failure: the message comes back on its own queue after `delay` seconds."""
+    next_attempt_at = timezone.now() + timedelta(seconds=delay)
+    _record_outcome(
+        claim,
+        MessageStatus.RETRYING,
+        EventKind.RETRYING,
+        error=error,
+        next_attempt_at=next_attempt_at,
+        retry_in_seconds=delay,
+    )
 
 
-def message_failed(record: Message, *, error: str, body: object) -> None:
+def message_failed(claim: Claim, *, error: str) -> None:
     """A permanent failure: recorded, and the message kept in the DLQ for a replay."""
-    dlq_message_id = dead_letter_send(queue=record.queue, body=body, error=error, retry_count=0)
-    _finish(record, MessageStatus.FAILED, EventKind.FAILED, error=error, dlq_message_id=dlq_message_id)
+    dlq_message_id = dead_letter_send(queue=claim.delivery.queue, body=claim.body, error=error, retry_count=0)
+    _record_outcome(claim, MessageStatus.FAILED, EventKind.FAILED, error=error, dlq_message_id=dlq_message_id)
 
 
-def message_dead_lettered(record: Message, *, error: str, body: object, retry_count: int) -> None:
+def message_dead_lettered(claim: Claim, *, error: str) -> None:
     """Retries ran out: the StandardMessage goes to the DLQ with its retry_count and error."""
-    dlq_message_id = dead_letter_send(queue=record.queue, body=body, error=error, retry_count=retry_count)
-    _finish(
-        record,
+    retry_count = claim.attempt - 1
+    dlq_message_id = dead_letter_send(
+        queue=claim.delivery.queue, body=claim.body, error=error, retry_count=retry_count
+    )
+    _record_outcome(
+        claim,
         MessageStatus.DEAD_LETTERED,
         EventKind.DEAD_LETTERED,
         error=error,
@@ -99,14 +233,60 @@ def message_dead_lettered(record: Message, *, error: str, body: object, retry_co
     )
 
 
-def _finish(record: Message, status: str, kind: str, *, error: str, **detail) -> None:
+def _record_outcome(
+    claim: Claim, status: str, kind: str, *, error: str, next_attempt_at=None, **detail
+) -> None:
+    """The row's new state and the attempt's events, in one transaction (two statements)."""
+    now = timezone.now()
+    changes = {
+        "status": status,
+        "last_error": error,
+        "lease_expires_at": None,
+        "next_attempt_at": next_attempt_at,
+        "updated_at": now,
+    }
+    if status != MessageStatus.RETRYING:
+        changes["finished_at"] = now
+    delivery = claim.delivery
+    events = [
+        MessageEvent(
+            message_id=claim.pk,
+            kind=EventKind.RECEIVED,
+            at=claim.claimed_at,
+            actor=WORKER,
+            detail={"receive_count": delivery.receive_count, "sqs_message_id": delivery.sqs_message_id},
+        ),
+        MessageEvent(
+            message_id=claim.pk,
+            kind=EventKind.PROCESSING,
+            at=claim.claimed_at,
+            actor=WORKER,
+            detail={"attempt": claim.attempt},
+        ),
+        MessageEvent(
+            message_id=claim.pk,
+            kind=kind,
+            at=now,
+            actor=WORKER,
+            detail={**({"error": error} if error else {}), "attempt": claim.attempt, **detail},
+        ),
+    ]
     with transaction.atomic():
-        record.status = status
-        record.last_error = error
-        record.finished_at = timezone.now()
-        record.save(update_fields=["status", "last_error", "finished_at", "updated_at"])
-        _event(record, kind, **({"error": error} if error else {}), **detail)
+        Message.objects.filter(pk=claim.pk).update(**changes)
+        MessageEvent.objects.bulk_create(events)
 
 
-def _event(record: Message, kind: str, **detail) -> None:
-    MessageEvent.objects.create(message=record, kind=kind, actor=WORKER, detail=detail)
+def duplicate_noted(claim: Claim) -> None:
+    """A delivery that found the outcome recorded: noted on the timeline, not processed."""
+    if claim.pk is None:
+        return
+    MessageEvent.objects.create(
+        message_id=claim.pk,
+        kind=EventKind.RECEIVED,
+        actor=WORKER,
+        detail={
+            "receive_count": claim.delivery.receive_count,
+            "sqs_message_id": claim.delivery.sqs_message_id,
+            "duplicate": True,
+        },
+    )

@@ -1,15 +1,21 @@
 """What the data-polling family keeps: recurring poll schedules and each poll's result."""
 
+from datetime import timedelta
+
 from django.db import models
+from django_celery_beat.models import PeriodicTask
 
 from sqs_app.models import Message
+
+from .results import RecordedTaskResult  # noqa: F401 - the result backend's proxy model
 
 
 class PollSchedule(models.Model):
     """A recurring poll, created by a data_polling message that gives a poll_interval.
 
-    Beat enqueues a new data_polling message (source "scheduler") whenever one
-    is due; setting `active` off (admin or API) stops it.
+    Its timing lives in django-celery-beat: `periodic_task` runs every
+    `interval_seconds` and sends one data_polling message (source
+    "scheduler"). The poll is active while that task is enabled.
     """
 
     origin = models.OneToOneField(
@@ -19,8 +25,9 @@ class PollSchedule(models.Model):
     filters = models.JSONField(default=dict, blank=True)
     interval_seconds = models.PositiveIntegerField()
     correlation_id = models.CharField(max_length=128, blank=True)
-    active = models.BooleanField(default=True, db_index=True)
-    next_poll_at = models.DateTimeField(db_index=True)
+    periodic_task = models.OneToOneField(
+        PeriodicTask, on_delete=models.SET_NULL, null=True, blank=True, related_name="poll_schedule"
+    )
     last_poll_time = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
@@ -30,6 +37,19 @@ class PollSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"every {self.interval_seconds}s: {self.source_url}"
+
+    @property
+    def active(self) -> bool:
+        return bool(self.periodic_task and self.periodic_task.enabled)
+
+    @property
+    def next_poll_at(self):
+        """When beat runs it next (None once stopped)."""
+        task = self.periodic_task
+        if not self.active:
+            return None
+        last = task.last_run_at or task.start_time or task.date_changed
+        return last + timedelta(seconds=self.interval_seconds) if last else None
 
 
 class PollResult(models.Model):

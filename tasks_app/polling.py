@@ -17,23 +17,22 @@ Without filters, every record is kept.
 
 Recurring polls
 ---------------
-A message with `poll_interval` creates a `PollSchedule`. Celery beat runs
-`enqueue_due_polls` every few seconds, which sends a new data_polling message
-(source "scheduler", carrying the schedule id) for each schedule that is due.
-Stopping a schedule (admin, or POST /sqs/polls/{id}/stop) ends it.
+A message with `poll_interval` creates a `PollSchedule` and, beside it, a
+django-celery-beat `PeriodicTask` on an `IntervalSchedule` of that many
+seconds. Beat (its DatabaseScheduler: no schedule file) runs
+`send_scheduled_poll` at that exact interval, which sends one data_polling
+message (source "scheduler", carrying the schedule id) through the services.
+Stopping a poll (POST /sqs/polls/{id}/stop, or the admin) disables its
+periodic task; django-celery-beat's admin resumes it or runs it now.
 """
 
 import json
 import logging
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-
-from sqs_app.errors import WipsieError
-from sqs_app.models import Message
-from sqs_app.services import message_send
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from . import outbound
 from .errors import PermanentTaskError
@@ -46,7 +45,7 @@ RECORD_KEYS = ("data", "items", "results", "records")
 logger = logging.getLogger(__name__)
 
 
-def poll_source(*, message: dict, data: dict, record: Message | None) -> dict:
+def poll_source(*, message: dict, data: dict, record_pk: int | None) -> dict:
     """Poll once; store the result; start a schedule when asked. Returns a summary."""
     filters = data.get("filters") or {}
     validate_where(filters, context="data.filters")
@@ -59,9 +58,9 @@ def poll_source(*, message: dict, data: dict, record: Message | None) -> dict:
         ) from exc
     records = [r for r in records_of(payload) if not filters or record_matches(r, filters)]
     now = timezone.now()
-    schedule = _schedule_for(message=message, data=data, record=record, now=now)
+    schedule = _schedule_for(message=message, data=data, record_pk=record_pk, now=now)
     result = _store_result(
-        record=record,
+        record_pk=record_pk,
         schedule=schedule,
         url=data["source_url"],
         status_code=response.status_code,
@@ -89,11 +88,11 @@ def records_of(payload: object) -> list[dict]:
     return []
 
 
-def _store_result(*, record, schedule, url, status_code, duration_ms, records) -> PollResult:
+def _store_result(*, record_pk, schedule, url, status_code, duration_ms, records) -> PollResult:
     encoded = json.dumps(records)
     keep_whole = len(encoded.encode()) <= settings.POLL_RESULT_MAX_BYTES
     return PollResult.objects.create(
-        message=record,
+        message_id=record_pk,
         schedule=schedule,
         source_url=url,
         status_code=status_code,
@@ -105,7 +104,7 @@ def _store_result(*, record, schedule, url, status_code, duration_ms, records) -
     )
 
 
-def _schedule_for(*, message: dict, data: dict, record: Message | None, now) -> PollSchedule | None:
+def _schedule_for(*, message: dict, data: dict, record_pk: int | None, now) -> PollSchedule | None:
     """The schedule this poll belongs to: the one it came from, or a new one."""
     schedule_id = message.get("schedule_id")
     if schedule_id is not None:
@@ -115,50 +114,42 @@ def _schedule_for(*, message: dict, data: dict, record: Message | None, now) -> 
         return schedule
     if not data.get("poll_interval"):
         return None
-    schedule, _ = PollSchedule.objects.get_or_create(
-        origin=record,
-        defaults={
-            "source_url": data["source_url"],
-            "filters": data.get("filters") or {},
-            "interval_seconds": data["poll_interval"],
-            "correlation_id": str(message.get("correlation_id", ""))[:128],
-            "next_poll_at": now + timedelta(seconds=data["poll_interval"]),
-            "last_poll_time": now,
-        },
-    )
+    with transaction.atomic():
+        # One schedule per originating message, however often that message is delivered.
+        schedule, created = PollSchedule.objects.select_for_update().get_or_create(
+            origin_id=record_pk,
+            defaults={
+                "source_url": data["source_url"],
+                "filters": data.get("filters") or {},
+                "interval_seconds": data["poll_interval"],
+                "correlation_id": str(message.get("correlation_id", ""))[:128],
+                "last_poll_time": now,
+            },
+        )
+        if created:
+            poll_schedule_start(schedule=schedule)
     return schedule
 
 
-def enqueue_due_polls(*, now=None, limit: int = 100) -> int:
-    """Send one data_polling message per due, active schedule. Returns how many were sent.
-
-    Each schedule's next time is moved forward and committed *before* its
-    message is sent, with the rows locked (SKIP LOCKED where the database has
-    it): two beats, or a tick that overlaps the next, never enqueue the same
-    poll twice. A send that fails skips one interval rather than doubling one.
-    """
-    now = now or timezone.now()
-    with transaction.atomic():
-        due = list(
-            PollSchedule.objects.select_for_update(skip_locked=True)
-            .filter(active=True, next_poll_at__lte=now)
-            .order_by("next_poll_at")[:limit]
-        )
-        for schedule in due:
-            schedule.next_poll_at = now + timedelta(seconds=schedule.interval_seconds)
-            schedule.save(update_fields=["next_poll_at"])
-    sent = 0
-    for schedule in due:
-        try:
-            message_send(queue="data_polling", source="scheduler", message=_scheduled_message(schedule))
-        except WipsieError:
-            logger.exception("Could not enqueue the scheduled poll %s", schedule.pk)
-        else:
-            sent += 1
-    return sent
+def poll_schedule_start(*, schedule: PollSchedule) -> PeriodicTask:
+    """Give a schedule its django-celery-beat periodic task (enabled)."""
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=schedule.interval_seconds, period=IntervalSchedule.SECONDS
+    )
+    task = PeriodicTask.objects.create(
+        name=f"Recurring poll {schedule.pk}: {schedule.source_url}"[:200],
+        task="tasks_app.tasks.send_scheduled_poll",
+        interval=interval,
+        kwargs=json.dumps({"schedule_id": schedule.pk}),
+        description=f"Polls {schedule.source_url} every {schedule.interval_seconds} s (Wipsie).",
+    )
+    PollSchedule.objects.filter(pk=schedule.pk).update(periodic_task=task)
+    schedule.periodic_task = task
+    return task
 
 
-def _scheduled_message(schedule: PollSchedule) -> dict:
+def scheduled_message(schedule: PollSchedule) -> dict:
+    """The data_polling message that one run of a recurring poll sends."""
     last = schedule.last_poll_time.isoformat() if schedule.last_poll_time else None
     message = {
         "task_type": "data_polling",
@@ -172,8 +163,12 @@ def _scheduled_message(schedule: PollSchedule) -> dict:
 
 
 def poll_schedule_stop(*, schedule: PollSchedule) -> PollSchedule:
-    if schedule.active:
-        schedule.active = False
+    """Stop a recurring poll: its periodic task is disabled (beat notices within seconds)."""
+    task = schedule.periodic_task
+    if task is not None and task.enabled:
+        task.enabled = False
+        task.save(update_fields=["enabled"])
+    if schedule.stopped_at is None:
         schedule.stopped_at = timezone.now()
-        schedule.save(update_fields=["active", "stopped_at"])
+        schedule.save(update_fields=["stopped_at"])
     return schedule

@@ -1,112 +1,146 @@
-"""Celery tasks. Thin: each takes a history row id and hands it to `MessageTask.process`.
+"""Celery tasks. Thin: each takes one SQS delivery and hands it to `MessageTask.process`.
 
-The retry policy lives here, once, in `MessageTask`: a TemporaryTaskError is
-retried after TASK_RETRY_BASE_SECONDS * 2**retries, at most TASK_MAX_RETRIES
-times, then dead-lettered; a PermanentTaskError fails at once. Both end with
-the original message on the queue's DLQ, from where it can be replayed.
+A family's task runs a message taken straight off its queue (tasks_app.worker
+makes the task message). The retry policy lives here, once, in
+`MessageTask`:
+
+- a TemporaryTaskError (or a database error, or the soft time limit) is
+  retried on the message's own queue: its visibility is set to
+  TASK_RETRY_BASE_SECONDS * 2**(attempt - 1) and it comes back by itself.
+  After TASK_MAX_RETRIES retries it is dead-lettered;
+- a PermanentTaskError fails at once.
+
+Both end with the original message on the queue's DLQ, from where it can be
+replayed, and the message deleted from its queue.
 """
 
 import logging
 
 from celery import Task, shared_task
-from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError
 
 from sqs_app.errors import WipsieError
+from sqs_app.services import message_send
 
 from . import lifecycle, polling
 from .errors import PermanentTaskError, TemporaryTaskError
 from .families import HANDLERS, validated_task_data
+from .lifecycle import Claim, Delivery
+from .worker import ReturnToQueue
 
 logger = logging.getLogger(__name__)
+
+# When an outcome cannot be recorded (database or DLQ down), the message comes
+# back after this long, doubling with each receive, up to the cap.
+UNRECORDED_RETRY_SECONDS = 10
+UNRECORDED_RETRY_CAP_SECONDS = 300
 
 
 class MessageTask(Task):
     """Claim the message, run its family's handler, record exactly one outcome."""
 
+    Request = "tasks_app.worker:MessageRequest"
     # An expected failure: Celery logs it without a traceback.
     throws = (PermanentTaskError,)
 
-    def process(self, message_pk: int, *, task_type: str):
-        claim = self.recorded(lifecycle.message_claim, message_pk=message_pk, task_id=self.request.id)
-        if claim.duplicate:
-            return {"duplicate": True, "message_id": claim.record.sqs_message_id}
-        record = claim.record
+    def process(self, delivery: Delivery, *, task_type: str | None, unroutable: str = ""):
+        claim = self.recorded(lifecycle.message_claim, delivery=delivery, task_id=self.request.id)
+        if claim.finished:
+            self.recorded(lifecycle.duplicate_noted, claim)
+            raise Ignore()  # acknowledged (deleted); no task result written over the real one
+        if claim.held_for_seconds:
+            raise ReturnToQueue("another delivery of this message is running", delay=claim.held_for_seconds)
+        if unroutable:
+            self.recorded(lifecycle.message_failed, claim, error=unroutable)
+            return {"failed": unroutable}
         try:
             data = validated_task_data(claim.body, task_type=task_type)
-            result = HANDLERS[task_type](message=claim.body, data=data, record=record)
+            result = HANDLERS[task_type](message=claim.body, data=data, record_pk=claim.pk)
         except (TemporaryTaskError, SoftTimeLimitExceeded, DatabaseError) as exc:
-            self._retry_or_dead_letter(record, claim.body, exc)
+            self._retry_or_dead_letter(claim, exc)
         except PermanentTaskError as exc:
-            self.recorded(lifecycle.message_failed, record, error=str(exc), body=claim.body)
+            self.recorded(lifecycle.message_failed, claim, error=str(exc))
             raise
         except Exception as exc:
             # A bug, not a property of the message: fail it (it stays replayable
             # from the DLQ once fixed) rather than retry something that cannot pass.
-            logger.exception("Unexpected error processing message %s", record.pk)
-            error = f"internal error: {type(exc).__name__}"
-            self.recorded(lifecycle.message_failed, record, error=error, body=claim.body)
+            logger.exception("Unexpected error processing message %s", delivery.sqs_message_id)
+            self.recorded(lifecycle.message_failed, claim, error=f"internal error: {type(exc).__name__}")
             raise
-        self.recorded(lifecycle.message_succeeded, record)
+        self.recorded(lifecycle.message_succeeded, claim)
         return result
 
     def recorded(self, record_step, *args, **kwargs):
-        """Record a step durably, or hand the task back to SQS to run again later.
+        """Record a step durably, or leave the message on its queue to run again later.
 
         If the database or SQS (the DLQ) is down, acknowledging now would lose
-        the outcome. Rejecting with requeue makes the same task (same id, so it
-        takes its claim back) visible again after a short wait, and it does not
-        count as one of the message's retries.
+        the outcome. The message comes back after a wait that grows with its
+        receive count, and does not count as one of its retries.
         """
         try:
             return record_step(*args, **kwargs)
         except (WipsieError, DatabaseError) as exc:
-            logger.warning("Could not record %s (%s); the task will run again", record_step.__name__, exc)
-            raise Reject(exc, requeue=True) from exc
+            delivery = kwargs.get("delivery") or args[0].delivery
+            delay = min(
+                UNRECORDED_RETRY_SECONDS * 2 ** max(0, delivery.receive_count - 1),
+                UNRECORDED_RETRY_CAP_SECONDS,
+            )
+            logger.warning(
+                "Could not record %s for message %s (%s); it comes back in %s s",
+                record_step.__name__,
+                delivery.sqs_message_id,
+                exc,
+                delay,
+            )
+            raise ReturnToQueue(f"could not record {record_step.__name__}", delay=delay) from exc
 
-    def _retry_or_dead_letter(self, record, body, exc: Exception):
+    def _retry_or_dead_letter(self, claim: Claim, exc: Exception):
         error = str(exc) or type(exc).__name__
-        retries = self.request.retries
-        if retries < settings.TASK_MAX_RETRIES:
-            countdown = settings.TASK_RETRY_BASE_SECONDS * 2**retries
-            self.recorded(lifecycle.message_retrying, record, error=error, countdown=countdown)
-            raise self.retry(exc=exc, countdown=countdown, max_retries=settings.TASK_MAX_RETRIES)
-        self.recorded(lifecycle.message_dead_lettered, record, error=error, body=body, retry_count=retries)
+        retries_done = claim.attempt - 1
+        if retries_done < settings.TASK_MAX_RETRIES:
+            delay = int(settings.TASK_RETRY_BASE_SECONDS * 2**retries_done) or 1
+            self.recorded(lifecycle.message_retrying, claim, error=error, delay=delay)
+            raise ReturnToQueue(f"retry {retries_done + 1} in {delay} s: {error}", delay=delay) from exc
+        self.recorded(lifecycle.message_dead_lettered, claim, error=error)
         raise exc
 
 
 @shared_task(bind=True, base=MessageTask, name="data_polling")
-def data_polling(self, message_pk: int):
-    return self.process(message_pk, task_type="data_polling")
+def data_polling(self, **delivery):
+    return self.process(Delivery(**delivery), task_type="data_polling")
 
 
 @shared_task(bind=True, base=MessageTask, name="processing")
-def processing(self, message_pk: int):
-    return self.process(message_pk, task_type="processing")
+def processing(self, **delivery):
+    return self.process(Delivery(**delivery), task_type="processing")
 
 
 @shared_task(bind=True, base=MessageTask, name="notification")
-def notification(self, message_pk: int):
-    return self.process(message_pk, task_type="notification")
+def notification(self, **delivery):
+    return self.process(Delivery(**delivery), task_type="notification")
 
 
 @shared_task(bind=True, base=MessageTask, name="unroutable_message")
-def unroutable_message(self, message_pk: int, reason: str):
+def unroutable_message(self, **delivery):
     """A message no task family accepts: failed, with the reason, and kept in the DLQ."""
-    claim = self.recorded(lifecycle.message_claim, message_pk=message_pk, task_id=self.request.id)
-    if claim.duplicate:
-        return {"duplicate": True}
-    self.recorded(lifecycle.message_failed, claim.record, error=reason, body=claim.body)
-    return {"failed": reason}
+    delivery = Delivery(**delivery)
+    return self.process(delivery, task_type=None, unroutable=_unroutable_reason(delivery.body))
 
 
-@shared_task(name="tasks_app.tasks.enqueue_due_polls", ignore_result=True)
-def enqueue_due_polls():
-    try:
-        return polling.enqueue_due_polls()
-    except WipsieError:
-        logger.exception("Could not enqueue due polls; the next tick tries again")
+def _unroutable_reason(body: object) -> str:
+    task_type = body.get("task_type") if isinstance(body, dict) else None
+    if not task_type:
+        return "the message has no task_type"
+    return f"unknown task_type {task_type!r}; expected one of {', '.join(HANDLERS)}"
 
 
-TASKS_BY_TYPE = {"data_polling": data_polling, "processing": processing, "notification": notification}
+@shared_task(name="tasks_app.tasks.send_scheduled_poll", ignore_result=True)
+def send_scheduled_poll(schedule_id: int):
+    """Beat's task for a recurring poll: put one data_polling message on its queue."""
+    schedule = polling.PollSchedule.objects.filter(pk=schedule_id).first()
+    if schedule is None:
+        logger.warning("Recurring poll %s no longer exists; nothing sent", schedule_id)
+        return
+    message_send(queue="data_polling", source="scheduler", message=polling.scheduled_message(schedule))

@@ -126,3 +126,39 @@ def make_sqs_unreachable(settings) -> None:
     settings.SQS_CONNECT_TIMEOUT_SECONDS = 0.5
     settings.SQS_READ_TIMEOUT_SECONDS = 1
     sqs_client.reset()
+
+
+# --- What a worker leaves behind -------------------------------------------------------
+
+
+def worker_claim(*, queue: str, raw_body: str, sqs_message_id: str, receive_count: int = 1):
+    """A worker's claim of one delivery, as tasks_app.tasks makes it."""
+    from tasks_app import lifecycle
+
+    delivery = lifecycle.Delivery(
+        queue=queue, sqs_message_id=sqs_message_id, receive_count=receive_count, raw_body=raw_body
+    )
+    return lifecycle.message_claim(delivery=delivery, task_id=sqs_message_id)
+
+
+def worker_failed(*, queue: str, raw_body: str, sqs_message_id: str, error: str):
+    """A message a worker took and failed permanently: its row, with the copy on the DLQ."""
+    from sqs_app.models import Message
+    from tasks_app import lifecycle
+
+    claim = worker_claim(queue=queue, raw_body=raw_body, sqs_message_id=sqs_message_id)
+    lifecycle.message_failed(claim, error=error)
+    return Message.objects.get(pk=claim.pk)
+
+
+def recurring_poll(*, active: bool = True, **fields):
+    """A recurring poll with its django-celery-beat periodic task, as a poll message leaves it."""
+    from tasks_app import polling
+    from tasks_app.models import PollSchedule
+
+    defaults = {"source_url": "https://example.com/feed.json", "interval_seconds": 60}
+    schedule = PollSchedule.objects.create(**(defaults | fields))
+    polling.poll_schedule_start(schedule=schedule)
+    if not active:
+        polling.poll_schedule_stop(schedule=schedule)
+    return PollSchedule.objects.select_related("periodic_task").get(pk=schedule.pk)

@@ -10,8 +10,7 @@ from sqs_app.models import EventKind, Message, MessageStatus
 from sqs_app.queues import queue_spec
 from sqs_app.schemas import build_standard_message
 from sqs_app.services import message_send
-from tasks_app import lifecycle
-from tests.helpers import drain, make_sqs_unreachable, notification
+from tests.helpers import drain, make_sqs_unreachable, notification, worker_failed
 
 pytestmark = pytest.mark.django_db
 
@@ -25,12 +24,12 @@ def run(*args) -> str:
 def dead_lettered(subject: str, queue: str = "notifications") -> Message:
     """A notification that a worker took, failed permanently and put on the DLQ."""
     body = build_standard_message(message=notification(subject=subject), queue=queue, source="api")
-    record = lifecycle.message_receive(
-        queue=queue, sqs_message_id=f"sqs-{subject}", raw_body=json.dumps(body)
+    return worker_failed(
+        queue=queue,
+        raw_body=json.dumps(body),
+        sqs_message_id=f"sqs-{subject}",
+        error="HTTP 404 from the webhook",
     )
-    claim = lifecycle.message_claim(message_pk=record.pk, task_id=f"task-{subject}")
-    lifecycle.message_failed(claim.record, error="HTTP 404 from the webhook", body=claim.body)
-    return Message.objects.get(pk=record.pk)
 
 
 def dlq_bodies(boto_sqs, queue: str = "notifications") -> list[dict]:

@@ -1,4 +1,8 @@
-"""The Celery application: configured from Django settings (the CELERY_ namespace)."""
+"""The Celery application: configured from Django settings (the CELERY_ namespace).
+
+Workers consume each family's queue directly (tasks_app.worker, through the
+transport in tasks_app.sqs_transport); see settings' Celery section.
+"""
 
 import os
 
@@ -12,26 +16,20 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-# Workers also consume the Wipsie task queues (plain StandardMessage bodies).
-# Named by string: the step imports models, which must wait for Django setup.
-app.steps["consumer"].add("tasks_app.consumer:StandardMessageConsumer")
-
-
 @worker_init.connect
 def _plain_database_connections_in_workers(**kwargs) -> None:
     """Workers use one plain, health-checked connection per process, not psycopg's pool.
 
-    Celery's Django fixup closes every connection before and after each task
-    in a prefork worker, closing the pool too: a pool there would open
-    DATABASE_POOL_SIZE connections for every task (measured: about 11) only to
-    throw them away. Without it, each pool process opens one connection per
-    task, and the consumer in the main process keeps its own for a minute.
+    A pool in every prefork process would hold DATABASE_POOL_SIZE connections
+    each, for a process that runs one task at a time. With
+    CELERY_DB_REUSE_MAX, Celery keeps each process's one connection across
+    tasks instead of opening a new one per task.
     """
     from django.conf import settings
     from django.db import connections
 
     database = settings.DATABASES["default"]
     if database.get("OPTIONS", {}).pop("pool", None) is not None:
-        database["CONN_MAX_AGE"] = 60
+        database["CONN_MAX_AGE"] = 300
         database["CONN_HEALTH_CHECKS"] = True
         connections.close_all()

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
+from kombu import Queue
 from kombu.utils.url import safequote
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served by us: no CDN
     "django_prometheus",
     "django_celery_results",
+    "django_celery_beat",
     "sqs_app",
     "tasks_app",
 ]
@@ -279,7 +281,7 @@ SQS_QUEUE_PREFIX = env.str("SQS_QUEUE_PREFIX", default="wipsie-")
 # (GetQueueUrl, once per process), which works on AWS and on any emulator alike.
 SQS_ACCOUNT_ID = env.str("SQS_ACCOUNT_ID", default="554510949034")
 # A message is dead-lettered by SQS itself after this many receives without a delete.
-SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=5)
+SQS_MAX_RECEIVE_COUNT = env.int("SQS_MAX_RECEIVE_COUNT", default=10)
 SQS_MAX_MESSAGE_BYTES = env.int("SQS_MAX_MESSAGE_BYTES", default=256 * 1024)
 # Connections in the boto3 pool: one per web-server thread, plus headroom.
 SQS_MAX_POOL_CONNECTIONS = env.int("SQS_MAX_POOL_CONNECTIONS", default=50)
@@ -306,58 +308,92 @@ def derive_broker_url() -> str:
 
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or derive_broker_url()
+# kombu's SQS transport, in a subclass Wipsie owns (tasks_app.sqs_transport):
+# it survives SQS outages that kill the stock consumer, keeps the visibility
+# of held messages extended, and never deletes or re-publishes a rejected one.
+CELERY_BROKER_TRANSPORT = "tasks_app.sqs_transport:Transport"
+# How long a received message stays hidden from other workers. Short, so that
+# the message of a worker that died comes back within about a minute; the
+# worker's main process extends it while the message is held (queued in the
+# worker or running), so a long task keeps its message.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=30)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "region": AWS_REGION,
     "is_secure": not (AWS_ENDPOINT_URL_SQS or "").startswith("http://"),
-    # Longer than the longest task (CELERY_TASK_TIME_LIMIT): a message must not
-    # reappear while a worker is still working on it.
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=900),
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
     "wait_time_seconds": env.int("CELERY_WAIT_TIME_SECONDS", default=10),
     # How soon a busy worker looks at the queue again once a task slot frees up.
     # Measured with bench/ (one worker, 2 processes): kombu's default 1 s gave
     # 2 tasks/s, 0.1 s gave 14, 0.02 s gave 28 and even less idle CPU, since an
     # idle worker waits in SQS long polls, not in this interval.
     "polling_interval": env.float("CELERY_POLLING_INTERVAL", default=0.02),
+    # `predefined_queues` (the queue URLs) is filled in by the transport at
+    # connect time, from sqs_client: no ListQueues, no queue creation by kombu.
 }
-CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="tasks_app.results:RecordingResultBackend")
 CELERY_RESULT_EXTENDED = True
-CELERY_TASK_TRACK_STARTED = True
+# No STARTED result: the history row already says `processing`, and a failed
+# STARTED write (database down) makes Celery acknowledge, i.e. delete, the
+# message before any Wipsie code runs (FACTS.md).
+CELERY_TASK_TRACK_STARTED = False
+# Celery's Django fixup closes the database connection around every task
+# unless this is set: one new PostgreSQL connection per task otherwise.
+# Each pool process keeps its connection for this many tasks (CONN_MAX_AGE
+# and health checks still apply).
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_TASK_SERIALIZER = env.str("CELERY_TASK_SERIALIZER", default="json")
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = env_list("CELERY_ACCEPT_CONTENT", ["json"])
 CELERY_TIMEZONE = TIME_ZONE
-# Celery's own task messages travel on a queue of their own, beside the four.
-CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default=f"{SQS_QUEUE_PREFIX}celery")
+# Wipsie's own Celery tasks (beat's scheduled polls) travel on a queue of their
+# own, `wipsie-celery`, known to kombu by its logical name "celery". Message
+# processing never goes through it: workers run each message straight off its
+# family's queue (tasks_app.worker).
+CELERY_TASK_DEFAULT_QUEUE = "celery"
 # Reliability with SQS: acknowledge (delete) only after the task finished, and
 # give the message back if the worker process dies under it.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=1)
+# A receive takes up to ten messages (SQS's maximum) when this many task slots
+# are free: prefetch = concurrency x multiplier (10 with 2 processes). Held
+# messages keep their visibility extended, so prefetching loses nothing.
+CELERY_WORKER_PREFETCH_MULTIPLIER = env.int("CELERY_WORKER_PREFETCH_MULTIPLIER", default=5)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-# Beat's only job: every few seconds, put the recurring polls that are due on
-# the data_polling queue (tasks_app.polling). The schedules live in our own table.
-CELERY_BEAT_SCHEDULE = {
-    "enqueue-due-polls": {
-        "task": "tasks_app.tasks.enqueue_due_polls",
-        "schedule": env.float("POLL_SCHEDULER_TICK_SECONDS", default=5.0),
-    },
-}
+# The worker's consumer turns plain SQS messages into Celery task messages.
+CELERY_WORKER_CONSUMER = "tasks_app.worker:MessageConsumer"
+# SQS has no broadcast: Celery's remote control, events, gossip and mingle
+# would each need queues of their own (and ListQueues rights).
+CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+# Recurring polls are django-celery-beat PeriodicTasks in the database (no
+# schedule file: beat runs as a non-root user on a read-only filesystem).
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Workers ----------------------------------------------------------------
 
-# The logical queues whose plain StandardMessage bodies a worker consumes;
-# `default` is left to API clients that pull with /sqs/receive.
-WIPSIE_WORKER_QUEUES = env_list("WIPSIE_WORKER_QUEUES", ["data_polling", "task_processing", "notifications"])
-# Raw messages a worker takes per receive from the task queues. Handing one
-# off takes milliseconds, so a batch of them is back in SQS (as Celery tasks)
-# long before any visibility timeout.
-WIPSIE_HANDOFF_PREFETCH = env.int("WIPSIE_HANDOFF_PREFETCH", default=10)
-# Retries wait TASK_RETRY_BASE_SECONDS * 2**retries: 60 s, 120 s, 240 s by default.
+# The queues a worker consumes, by logical name: the three task families and
+# "celery" (Wipsie's own tasks). `celery -A wipsie_site worker -Q notifications`
+# overrides it for a worker dedicated to one family. `default` is left to API
+# clients that pull with /sqs/receive.
+WIPSIE_WORKER_QUEUES = env_list(
+    "WIPSIE_WORKER_QUEUES", ["data_polling", "task_processing", "notifications", "celery"]
+)
+CELERY_TASK_QUEUES = [Queue(name) for name in WIPSIE_WORKER_QUEUES]
+# Retries wait TASK_RETRY_BASE_SECONDS * 2**(attempt - 1): 60 s, 120 s, 240 s by
+# default, on the message's own queue (a visibility change, never a copy).
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=60.0)
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=3)
+if SQS_MAX_RECEIVE_COUNT < TASK_MAX_RETRIES + 2:
+    # The queue's redrive policy is a safety net behind Wipsie's own
+    # dead-lettering (after TASK_MAX_RETRIES + 1 attempts); it must never fire first.
+    raise ImproperlyConfigured(
+        f"SQS_MAX_RECEIVE_COUNT ({SQS_MAX_RECEIVE_COUNT}) must be at least TASK_MAX_RETRIES + 2 "
+        f"({TASK_MAX_RETRIES + 2}), so that SQS's redrive policy cannot dead-letter a message "
+        "before Wipsie has made all its attempts."
+    )
 # Webhooks carry X-Wipsie-Signature: sha256=HMAC(secret, raw body).
 WEBHOOK_SIGNING_SECRET = env.str("WEBHOOK_SIGNING_SECRET", default=SECRET_KEY)
 # Outbound HTTP (polling, webhooks) may reach private and loopback addresses only

@@ -172,7 +172,7 @@ class MessageAdmin(ModelAdmin):
         if not term:
             return queryset, False
         # Ids match exactly (their indexes serve them); text is a substring
-        # search, served on PostgreSQL by the trigram indexes of migration 0003.
+        # search, served on PostgreSQL by the trigram indexes of migration 0004.
         match = Q(sqs_message_id=term) | Q(correlation_id=term)
         with contextlib.suppress(ValueError):
             match |= Q(standard_id=uuid.UUID(term))

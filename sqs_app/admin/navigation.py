@@ -2,7 +2,8 @@
 
 Entries whose own page is still to come point at the nearest existing one:
 "Dead letters" at the failed and dead-lettered messages, "Audit log" at the
-message events (who did what, when), "Recurring polls" at the poll schedules.
+message events (who did what, when), "Recurring polls" at the poll schedules
+(each links to its django-celery-beat task).
 """
 
 from django.urls import NoReverseMatch, reverse

@@ -181,6 +181,7 @@ class MessageRecordSerializer(serializers.ModelSerializer):
             "sent_at",
             "processing_started_at",
             "finished_at",
+            "next_attempt_at",
         ]
 
 

@@ -5,6 +5,8 @@ from ..models import PollSchedule
 
 class PollScheduleSerializer(serializers.ModelSerializer):
     origin_message_id = serializers.CharField(source="origin.sqs_message_id", default=None, read_only=True)
+    active = serializers.BooleanField(read_only=True)
+    next_poll_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
     class Meta:
         model = PollSchedule

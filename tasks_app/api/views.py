@@ -17,9 +17,9 @@ _ERRORS = error_responses(404, *COMMON_ERRORS)
 class PollListView(APIView):
     @extend_schema(summary="Recurring polls", responses={200: PollScheduleSerializer(many=True), **_ERRORS})
     def get(self, request):
-        schedules = PollSchedule.objects.select_related("origin")
+        schedules = PollSchedule.objects.select_related("origin", "periodic_task")
         if request.query_params.get("active") in ("true", "false"):
-            schedules = schedules.filter(active=request.query_params["active"] == "true")
+            schedules = schedules.filter(periodic_task__enabled=request.query_params["active"] == "true")
         return Response(PollScheduleSerializer(schedules, many=True).data)
 
 

@@ -12,8 +12,7 @@ from django.test import Client
 
 from sqs_app.models import Message
 from sqs_app.schemas import build_standard_message
-from tasks_app import lifecycle
-from tests.helpers import notification
+from tests.helpers import notification, worker_claim, worker_failed
 
 VIEWER_PERMISSIONS = [
     "sqs_app.view_message",
@@ -59,12 +58,19 @@ def viewer_client(viewer):
 def dead_lettered(subject: str = "Your export", *, raw_body: str | None = None) -> Message:
     """A notification a worker took, failed permanently and put on the DLQ."""
     body = build_standard_message(message=notification(subject=subject), queue="notifications", source="api")
-    record = lifecycle.message_receive(
-        queue="notifications", sqs_message_id=f"sqs-{subject}", raw_body=raw_body or json.dumps(body)
+    return worker_failed(
+        queue="notifications",
+        raw_body=raw_body or json.dumps(body),
+        sqs_message_id=f"sqs-{subject}",
+        error="HTTP 404 from the webhook",
     )
-    claim = lifecycle.message_claim(message_pk=record.pk, task_id=f"task-{subject}")
-    lifecycle.message_failed(claim.record, error="HTTP 404 from the webhook", body=claim.body)
-    return Message.objects.get(pk=record.pk)
+
+
+def worker_took(record: Message):
+    """A worker's claim of a message Wipsie sent (as tasks_app.tasks makes it)."""
+    return worker_claim(
+        queue=record.queue, raw_body=json.dumps(record.body), sqs_message_id=record.sqs_message_id
+    )
 
 
 def shown_messages(response) -> list[str]:

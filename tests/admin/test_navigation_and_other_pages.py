@@ -1,14 +1,13 @@
 """The console around the messages: sidebar, "View site", API docs offline, task results, users, polls."""
 
 import re
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from tasks_app.models import PollSchedule
 from tests.admin.conftest import run_action, shown_messages
+from tests.helpers import recurring_poll
 
 pytestmark = pytest.mark.django_db
 
@@ -117,18 +116,11 @@ def test_the_audit_log_lists_who_did_what(admin_client, staff, sqs):
 
 
 def test_the_stop_polls_action_stops_the_selected_schedules(admin_client, sqs_untouched):
-    def schedule() -> PollSchedule:
-        return PollSchedule.objects.create(
-            source_url="https://example.com/feed.json",
-            interval_seconds=60,
-            next_poll_at=timezone.now() + timedelta(minutes=1),
-        )
-
-    chosen, other = schedule(), schedule()
+    chosen, other = recurring_poll(), recurring_poll()
 
     response = run_action(admin_client, "/admin/tasks_app/pollschedule/", "stop_polls", [chosen])
 
     assert shown_messages(response) == ["Stopped 1 poll(s)."]
-    chosen.refresh_from_db()
-    other.refresh_from_db()
+    chosen = PollSchedule.objects.get(pk=chosen.pk)
+    other = PollSchedule.objects.get(pk=other.pk)
     assert (chosen.active, other.active) == (False, True)

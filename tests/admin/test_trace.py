@@ -9,9 +9,9 @@ from django_celery_results.models import TaskResult
 from sqs_app.models import Message, MessageStatus
 from sqs_app.services import message_send
 from tasks_app import lifecycle
-from tasks_app.models import PollResult, PollSchedule
-from tests.admin.conftest import dead_lettered
-from tests.helpers import data_polling, notification
+from tasks_app.models import PollResult
+from tests.admin.conftest import dead_lettered, worker_took
+from tests.helpers import data_polling, notification, recurring_poll
 
 pytestmark = pytest.mark.django_db
 
@@ -26,12 +26,10 @@ def trace(client, message: Message):
 
 
 def delivered(record: Message, result: dict, *, status: str = "SUCCESS") -> Message:
-    received = lifecycle.message_receive(
-        queue=record.queue, sqs_message_id=record.sqs_message_id, raw_body=json.dumps(record.body)
-    )
-    claim = lifecycle.message_claim(message_pk=received.pk, task_id=f"task-{record.pk}")
-    TaskResult.objects.create(task_id=claim.record.celery_task_id, status=status, result=json.dumps(result))
-    lifecycle.message_succeeded(claim.record)
+    claim = worker_took(record)
+    task_id = Message.objects.get(pk=claim.pk).celery_task_id
+    TaskResult.objects.create(task_id=task_id, status=status, result=json.dumps(result))
+    lifecycle.message_succeeded(claim)
     return Message.objects.get(pk=record.pk)
 
 
@@ -123,17 +121,8 @@ def test_an_email_side_effect_names_its_recipient(admin_client, sqs):
 
 
 def test_a_poll_shows_its_results_and_its_schedule(admin_client, sqs):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     record = message_send(queue="data_polling", message=data_polling()).record
-    schedule = PollSchedule.objects.create(
-        origin=record,
-        source_url="https://example.com/prices.json",
-        interval_seconds=60,
-        next_poll_at=timezone.now() + timedelta(minutes=1),
-    )
+    schedule = recurring_poll(origin=record, source_url="https://example.com/prices.json")
     PollResult.objects.create(
         message=record, source_url=schedule.source_url, status_code=200, duration_ms=12.5, item_count=3
     )

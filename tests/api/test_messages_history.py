@@ -30,6 +30,7 @@ RECORD_KEYS = {
     "sent_at",
     "processing_started_at",
     "finished_at",
+    "next_attempt_at",
 }
 DETAIL_KEYS = RECORD_KEYS | {"body", "attributes", "events", "task_result"}
 EVENT_KEYS = {"kind", "at", "actor", "detail"}

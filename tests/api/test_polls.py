@@ -1,13 +1,13 @@
 """GET /sqs/polls and POST /sqs/polls/{id}/stop: the recurring polls."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 from django.utils import timezone
 
 from sqs_app.models import Message
 from tasks_app.models import PollSchedule
-from tests.helpers import assert_error_envelope
+from tests.helpers import assert_error_envelope, recurring_poll
 
 pytestmark = pytest.mark.django_db
 
@@ -26,12 +26,7 @@ SCHEDULE_KEYS = {
 
 
 def schedule(**fields) -> PollSchedule:
-    defaults = {
-        "source_url": "https://example.com/prices.json",
-        "interval_seconds": 60,
-        "next_poll_at": timezone.now() + timedelta(minutes=1),
-    }
-    return PollSchedule.objects.create(**(defaults | fields))
+    return recurring_poll(**({"source_url": "https://example.com/prices.json"} | fields))
 
 
 @pytest.fixture
@@ -39,7 +34,7 @@ def schedules():
     """A running poll that came from a message, and one already stopped."""
     origin = Message.objects.create(queue="data_polling", sqs_message_id="sqs-poll-1", body={})
     running = schedule(origin=origin, filters={"status": "active"})
-    stopped = schedule(source_url="https://example.com/old.json", active=False, stopped_at=timezone.now())
+    stopped = schedule(source_url="https://example.com/old.json", active=False)
     return running, stopped
 
 
@@ -101,7 +96,7 @@ def test_an_unknown_schedule_is_404_in_the_envelope(api_client, schedules):
     response = api_client.post("/sqs/polls/999999/stop")
 
     assert_error_envelope(response, 404, "NOT_FOUND")
-    assert PollSchedule.objects.filter(active=True).count() == 1
+    assert PollSchedule.objects.filter(periodic_task__enabled=True).count() == 1
 
 
 @pytest.mark.parametrize("method, path", [("get", "/sqs/polls"), ("post", "/sqs/polls/{pk}/stop")])
@@ -109,4 +104,4 @@ def test_polls_need_authentication(anon_client, schedules, method, path):
     response = getattr(anon_client, method)(path.format(pk=schedules[0].pk))
 
     assert_error_envelope(response, 401, "NOT_AUTHENTICATED")
-    assert PollSchedule.objects.filter(active=True).count() == 1
+    assert PollSchedule.objects.filter(periodic_task__enabled=True).count() == 1

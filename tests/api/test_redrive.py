@@ -7,8 +7,7 @@ import pytest
 from sqs_app.models import EventKind, Message, MessageStatus
 from sqs_app.queues import queue_spec
 from sqs_app.schemas import build_standard_message
-from tasks_app import lifecycle
-from tests.helpers import assert_error_envelope, drain, notification
+from tests.helpers import assert_error_envelope, drain, notification, worker_claim, worker_failed
 
 pytestmark = pytest.mark.django_db
 
@@ -18,12 +17,12 @@ QUEUE = "notifications"
 def dead_lettered(subject: str) -> Message:
     """A notification that a worker took, failed permanently and put on the DLQ."""
     body = build_standard_message(message=notification(subject=subject), queue=QUEUE, source="api")
-    record = lifecycle.message_receive(
-        queue=QUEUE, sqs_message_id=f"sqs-{subject}", raw_body=json.dumps(body)
+    return worker_failed(
+        queue=QUEUE,
+        raw_body=json.dumps(body),
+        sqs_message_id=f"sqs-{subject}",
+        error="HTTP 404 from the webhook",
     )
-    claim = lifecycle.message_claim(message_pk=record.pk, task_id=f"task-{subject}")
-    lifecycle.message_failed(claim.record, error="HTTP 404 from the webhook", body=claim.body)
-    return Message.objects.get(pk=record.pk)
 
 
 def dlq_depth(boto_sqs) -> tuple[int, int]:
@@ -81,14 +80,11 @@ def test_a_replayed_message_is_processed_again_rather_than_skipped_as_a_duplicat
         m for m in drain(boto_sqs, QUEUE) if json.loads(m["Body"])["id"] == str(failed[0].standard_id)
     ]
 
-    record = lifecycle.message_receive(
-        queue=QUEUE, sqs_message_id=delivery["MessageId"], raw_body=delivery["Body"]
-    )
-    claim = lifecycle.message_claim(message_pk=record.pk, task_id="task-after-replay")
+    claim = worker_claim(queue=QUEUE, raw_body=delivery["Body"], sqs_message_id=delivery["MessageId"])
 
-    assert record.pk == failed[0].pk
-    assert claim.duplicate is False
-    assert Message.objects.get(pk=record.pk).attempts == 2
+    assert claim.pk == failed[0].pk
+    assert claim.claimed
+    assert Message.objects.get(pk=claim.pk).attempts == 2
 
 
 def test_it_replays_only_the_given_message_ids(api_client, boto_sqs, failed):

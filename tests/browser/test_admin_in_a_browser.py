@@ -16,7 +16,7 @@ from sqs_app import services
 from sqs_app.models import EventKind, Message, MessageStatus
 from sqs_app.queues import queue_spec
 from tasks_app import lifecycle
-from tests.admin.conftest import VIEWER_PERMISSIONS, grant
+from tests.admin.conftest import VIEWER_PERMISSIONS, grant, worker_took
 from tests.browser.conftest import link_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -69,12 +69,9 @@ def take_all(boto_sqs, url: str) -> list[dict]:
 
 def worker_delivers(record: Message, *, status_code: int = 200) -> None:
     """What a worker records when it delivered the webhook: the claim, the task result, success."""
-    received = lifecycle.message_receive(
-        queue=record.queue, sqs_message_id=record.sqs_message_id, raw_body=json.dumps(record.body)
-    )
-    claim = lifecycle.message_claim(message_pk=received.pk, task_id=f"task-{record.pk}")
+    claim = worker_took(record)
     TaskResult.objects.create(
-        task_id=claim.record.celery_task_id,
+        task_id=Message.objects.get(pk=claim.pk).celery_task_id,
         task_name="notification",
         status="SUCCESS",
         result=json.dumps(
@@ -85,7 +82,7 @@ def worker_delivers(record: Message, *, status_code: int = 200) -> None:
             }
         ),
     )
-    lifecycle.message_succeeded(claim.record)
+    lifecycle.message_succeeded(claim)
 
 
 def fill(pages, name: str, value: str) -> None:
@@ -200,7 +197,7 @@ def test_invalid_fields_are_all_shown_beside_their_fields_and_nothing_is_sent(sq
 def test_replaying_a_failed_message_from_its_trace_page_sends_it_again(sqs, boto_sqs, staff, signed_in):
     failed = services.message_send(queue="notifications", message=notification(), sent_by=staff).record
     assert len(take_all(boto_sqs, queue_url(boto_sqs, "notifications"))) == 1
-    lifecycle.message_failed(failed, error="webhook answered 500", body=failed.body)
+    lifecycle.message_failed(worker_took(failed), error="webhook answered 500")
 
     signed_in.open(f"/admin/sqs_app/message/{failed.pk}/change/")
     assert "webhook answered 500" in signed_in.find("#trace-last-error").text
@@ -222,7 +219,7 @@ def test_a_viewer_sees_no_action_buttons_and_a_crafted_post_is_refused(
     grant(viewer, *VIEWER_PERMISSIONS)
     failed = services.message_send(queue="notifications", message=notification(), sent_by=staff).record
     take_all(boto_sqs, queue_url(boto_sqs, "notifications"))
-    lifecycle.message_failed(failed, error="webhook answered 500", body=failed.body)
+    lifecycle.message_failed(worker_took(failed), error="webhook answered 500")
 
     admin_pages.log_in("vera", "viewer-pass-123")
     admin_pages.open("/admin/sqs_app/message/")

@@ -65,7 +65,7 @@ def start_worker(sqs, transactional_db, tmp_path):
     outbox = tmp_path / "outbox"
     outbox.mkdir()
 
-    def start(**extra_env: str) -> WorkerProcess:
+    def start(*extra_args: str, **extra_env: str) -> WorkerProcess:
         log_path = tmp_path / f"worker-{len(started)}.log"
         env = {
             **os.environ,
@@ -98,6 +98,7 @@ def start_worker(sqs, transactional_db, tmp_path):
                     "--without-gossip",
                     "--without-mingle",
                     "--without-heartbeat",
+                    *extra_args,
                 ],
                 cwd=ROOT,
                 env=env,
@@ -114,6 +115,43 @@ def start_worker(sqs, transactional_db, tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_beat(start_worker, tmp_path):
+    """Start `celery beat` (django-celery-beat's DatabaseScheduler) in an empty working directory."""
+    started: list[subprocess.Popen] = []
+    workdir = tmp_path / "beat-cwd"
+    workdir.mkdir()
+
+    def start() -> tuple[subprocess.Popen, Path]:
+        log_path = tmp_path / "beat.log"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "wipsie_site.settings",
+            "PYTHONPATH": str(ROOT),
+            "DATABASE_URL": worker_database_url(),
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "LOG_FORMAT": "text",
+        }
+        with log_path.open("w") as log:
+            process = subprocess.Popen(
+                [str(BIN / "celery"), "-A", "wipsie_site", "beat", "-l", "INFO", "--pidfile="],
+                cwd=workdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        started.append(process)
+        return process, log_path
+
+    yield start, workdir
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=20)
 
 
 def wait_until(condition, *, timeout: float = 45.0, interval: float = 0.2):
@@ -134,8 +172,9 @@ class Peer:
 
     url: str
     requests: list[dict] = field(default_factory=list)
-    # path -> (status, body bytes, delay seconds)
-    routes: dict[str, tuple[int, bytes, float]] = field(default_factory=dict)
+    # path -> (status, body bytes, delay seconds), or a list of them answered in
+    # turn (the last one repeats)
+    routes: dict[str, tuple[int, bytes, float] | list[tuple[int, bytes, float]]] = field(default_factory=dict)
 
 
 @pytest.fixture
@@ -147,9 +186,18 @@ def peer():
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             state.requests.append(
-                {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "body": body,
+                    "at": time.monotonic(),
+                }
             )
-            status, payload, delay = state.routes.get(self.path, (200, b'{"ok": true}', 0.0))
+            route = state.routes.get(self.path, (200, b'{"ok": true}', 0.0))
+            if isinstance(route, list):
+                route = route.pop(0) if len(route) > 1 else route[0]
+            status, payload, delay = route
             time.sleep(delay)
             self.send_response(status)
             self.send_header("Content-Type", "application/json")

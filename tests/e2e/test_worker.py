@@ -162,6 +162,9 @@ def test_a_failing_webhook_is_retried_then_dead_lettered(api_client, start_worke
     assert len(peer.requests) == 4  # the first try and three retries
     kinds = list(message.events.values_list("kind", flat=True))
     assert kinds.count("retrying") == 3
+    # Every retry was the same SQS message coming back on its own queue.
+    assert (message.attempts, message.receive_count) == (4, 4)
+    assert message.sqs_message_id == message_id
     dlq = boto_sqs.get_queue_url(QueueName="wipsie-notifications-dlq")["QueueUrl"]
     dead = boto_sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10)["Messages"]
     assert len(dead) == 1
@@ -179,8 +182,8 @@ def test_a_message_sent_twice_with_the_same_id_is_processed_once(start_worker, p
     boto_sqs.send_message(QueueUrl=queue, MessageBody=body)
 
     message = wait_until(lambda: finished(first))
-    # Both deliveries are seen (two "received" events) before the webhook count is read.
-    wait_until(lambda: message.events.filter(kind="processing", detail__duplicate=True).exists())
+    # The second copy waits out the first one's lease, then is seen as a duplicate and deleted.
+    wait_until(lambda: message.events.filter(kind="received", detail__duplicate=True).exists(), timeout=90)
 
     assert message.status == MessageStatus.SUCCEEDED
     assert len(peer.requests) == 1
@@ -237,19 +240,16 @@ def test_a_body_with_a_properties_key_is_not_mistaken_for_a_kombu_envelope(start
 
 
 def test_a_worker_killed_mid_task_loses_nothing(api_client, start_worker, peer, boto_sqs):
-    # The task queue hands a message back 3 s after a receive that was never acknowledged.
-    celery_queue = boto_sqs.get_queue_url(QueueName="wipsie-celery")["QueueUrl"]
-    boto_sqs.set_queue_attributes(QueueUrl=celery_queue, Attributes={"VisibilityTimeout": "3"})
-    peer.routes["/slow"] = (200, b'{"ok": true}', 4.0)
-    first = start_worker(CELERY_VISIBILITY_TIMEOUT="3")
+    # Default settings: a 30 s visibility timeout that only a live worker extends.
+    peer.routes["/slow"] = [(200, b'{"ok": true}', 5.0), (200, b'{"ok": true}', 0.0)]
+    first = start_worker()
     message_id = send(api_client, "notifications", webhook(peer, path="/slow"))
 
     wait_until(lambda: len(peer.requests) == 1)  # the task is inside the webhook call
     first.kill()
     assert Message.objects.get(sqs_message_id=message_id).status == MessageStatus.PROCESSING
 
-    peer.routes["/slow"] = (200, b'{"ok": true}', 0.0)
-    start_worker(CELERY_VISIBILITY_TIMEOUT="3")
+    start_worker()
     message = wait_until(lambda: finished(message_id), timeout=90)
 
     assert message.status == MessageStatus.SUCCEEDED

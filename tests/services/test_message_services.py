@@ -13,7 +13,7 @@ from django.db import OperationalError
 
 from sqs_app import errors, services, sqs_client
 from sqs_app.models import EventKind, Message, MessageEvent, MessageStatus
-from tests.helpers import boto_queue_url, closed_endpoint, drain, message_count
+from tests.helpers import boto_queue_url, closed_endpoint, drain, message_count, worker_claim
 
 pytestmark = pytest.mark.django_db
 
@@ -255,20 +255,18 @@ def test_an_empty_receipt_handle_is_refused_before_sqs(sqs_untouched):
 
 
 def test_a_worker_that_takes_the_message_before_the_confirm_is_not_overwritten(sqs, boto_sqs):
-    from tasks_app import lifecycle
-
     real = sqs_client.send_message
 
     def send_and_receive_at_once(**kwargs):
         # A fast worker: the message is received before the API records `sent`.
         message_id = real(**kwargs)
-        lifecycle.message_receive(queue="default", sqs_message_id=message_id, raw_body=kwargs["body"])
+        worker_claim(queue="default", raw_body=kwargs["body"], sqs_message_id=message_id)
         return message_id
 
     with mock.patch.object(sqs_client, "send_message", side_effect=send_and_receive_at_once):
         sent = send()
 
     record = Message.objects.get()
-    assert record.status == MessageStatus.RECEIVED
+    assert record.status == MessageStatus.PROCESSING
     assert record.sqs_message_id == sent.message_id
-    assert list(record.events.values_list("kind", flat=True)) == [EventKind.SENT, EventKind.RECEIVED]
+    assert list(record.events.values_list("kind", flat=True)) == [EventKind.SENT]

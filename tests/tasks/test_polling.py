@@ -2,20 +2,20 @@
 
 import json
 import threading
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from sqs_app.models import Message, MessageStatus
 from sqs_app.schemas import build_standard_message
-from tasks_app import lifecycle, tasks
+from tasks_app import tasks
 from tasks_app.errors import PermanentTaskError, TemporaryTaskError
 from tasks_app.families import validated_task_data
 from tasks_app.models import PollResult, PollSchedule
-from tasks_app.polling import enqueue_due_polls, poll_schedule_stop, poll_source
-from tests.helpers import drain, make_sqs_unreachable, message_count
+from tasks_app.polling import poll_schedule_stop, poll_source
+from tests.helpers import drain, message_count, recurring_poll, worker_claim
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +81,9 @@ def poll(url: str, *, record: Message | None = None, message: dict | None = None
     """Validate and run one poll as a worker does; returns the task result."""
     message = message or polling_message(url, **data)
     return poll_source(
-        message=message, data=validated_task_data(message, task_type="data_polling"), record=record
+        message=message,
+        data=validated_task_data(message, task_type="data_polling"),
+        record_pk=record.pk if record else None,
     )
 
 
@@ -90,19 +92,13 @@ def kept_ids(result: dict) -> list[int]:
 
 
 def received(message: dict) -> Message:
-    return lifecycle.message_receive(
-        queue="data_polling", sqs_message_id=message["id"], raw_body=json.dumps(message)
-    )
+    """The message's row as a worker's claim leaves it."""
+    claim = worker_claim(queue="data_polling", raw_body=json.dumps(message), sqs_message_id=message["id"])
+    return Message.objects.get(pk=claim.pk)
 
 
 def schedule(**fields) -> PollSchedule:
-    defaults = {
-        "source_url": "https://example.com/feed.json",
-        "filters": {"status": "active"},
-        "interval_seconds": 60,
-        "next_poll_at": timezone.now() - timedelta(seconds=1),
-    }
-    return PollSchedule.objects.create(**(defaults | fields))
+    return recurring_poll(**({"filters": {"status": "active"}} | fields))
 
 
 # --- Filters and records --------------------------------------------------------------------------
@@ -222,8 +218,13 @@ def test_a_poll_interval_creates_a_schedule(source):
     assert created.origin == record
     assert (created.source_url, created.filters, created.interval_seconds) == (url, {"status": "active"}, 300)
     assert created.correlation_id == message["correlation_id"]
+    # Its timing is a django-celery-beat periodic task, every 300 s, that beat runs.
+    task = created.periodic_task
     assert created.active is True
-    assert before + timedelta(seconds=300) <= created.next_poll_at <= timezone.now() + timedelta(seconds=300)
+    assert (task.interval.every, task.interval.period) == (300, "seconds")
+    assert task.task == "tasks_app.tasks.send_scheduled_poll"
+    assert json.loads(task.kwargs) == {"schedule_id": created.pk}
+    assert before <= task.date_changed
     assert PollResult.objects.get().schedule == created
 
 
@@ -237,6 +238,7 @@ def test_polling_the_same_message_again_keeps_one_schedule(source):
     second = poll(url, message=message, record=record)
 
     assert PollSchedule.objects.count() == 1
+    assert PeriodicTask.objects.filter(task="tasks_app.tasks.send_scheduled_poll").count() == 1
     assert first["schedule_id"] == second["schedule_id"]
     assert PollResult.objects.filter(schedule_id=first["schedule_id"]).count() == 2
 
@@ -266,97 +268,64 @@ def test_a_scheduled_poll_is_recorded_under_its_schedule(source):
 
 def test_a_data_polling_task_polls_and_returns_the_summary(source):
     url = source.serve("/feed", FEED)
-    record = received(polling_message(url, filters={"status": "active"}))
+    message = polling_message(url, filters={"status": "active"})
+    delivery = {
+        "queue": "data_polling",
+        "sqs_message_id": message["id"],
+        "receive_count": 1,
+        "raw_body": json.dumps(message),
+    }
 
-    outcome = tasks.data_polling.apply(args=[record.pk])
+    outcome = tasks.data_polling.apply(kwargs=delivery, task_id=message["id"])
 
     assert outcome.state == "SUCCESS"
     assert outcome.result["item_count"] == 3
+    record = Message.objects.get(sqs_message_id=message["id"])
     assert outcome.result["poll_result_id"] == PollResult.objects.get(message=record).pk
-    record.refresh_from_db()
     assert record.status == MessageStatus.SUCCEEDED
 
 
-# --- The scheduler ------------------------------------------------------------------------------------------
+# --- The scheduler: django-celery-beat runs send_scheduled_poll -----------------------------------------
 
 
-def test_due_polls_are_sent_once_each_to_the_data_polling_queue(boto_sqs):
-    now = timezone.now()
-    due = [schedule(interval_seconds=60), schedule(interval_seconds=120, correlation_id="prices")]
-    inactive = schedule(active=False)
-    not_yet = schedule(next_poll_at=now + timedelta(minutes=5))
-
-    sent = enqueue_due_polls(now=now)
-
-    assert sent == 2
-    bodies = [json.loads(m["Body"]) for m in drain(boto_sqs, "data_polling")]
-    assert sorted(b["schedule_id"] for b in bodies) == sorted(s.pk for s in due)
-    for body in bodies:
-        assert body["source"] == "scheduler"
-        assert body["queue"] == "data_polling"
-        assert body["task_type"] == "data_polling"
-        assert body["data"]["source_url"] == "https://example.com/feed.json"
-        assert body["data"]["filters"] == {"status": "active"}
-    for item in due:
-        item.refresh_from_db()
-        assert item.next_poll_at == now + timedelta(seconds=item.interval_seconds)
-    for item in (inactive, not_yet):
-        before = item.next_poll_at
-        item.refresh_from_db()
-        assert item.next_poll_at == before
-    assert (
-        Message.objects.filter(queue="data_polling", source="scheduler", status=MessageStatus.SENT).count()
-        == 2
-    )
-
-
-def test_a_scheduled_message_is_a_valid_data_polling_message_keeping_the_correlation_id(boto_sqs):
+def test_a_scheduled_run_sends_one_valid_data_polling_message_keeping_the_correlation_id(boto_sqs):
     item = schedule(correlation_id="prices", last_poll_time=timezone.now())
 
-    enqueue_due_polls()
+    tasks.send_scheduled_poll.apply(kwargs={"schedule_id": item.pk})
 
     [sent] = drain(boto_sqs, "data_polling")
     body = json.loads(sent["Body"])
+    assert body["source"] == "scheduler"
+    assert body["queue"] == "data_polling"
     assert body["correlation_id"] == "prices"
     assert body["schedule_id"] == item.pk
     data = validated_task_data(body, task_type="data_polling")
-    assert data["source_url"] == item.source_url
+    assert (data["source_url"], data["filters"]) == (item.source_url, {"status": "active"})
+    assert (
+        Message.objects.filter(queue="data_polling", source="scheduler", status=MessageStatus.SENT).count()
+        == 1
+    )
 
 
-def test_a_second_tick_right_after_the_first_sends_nothing(boto_sqs):
-    schedule()
-    now = timezone.now()
-    assert enqueue_due_polls(now=now) == 1
+def test_a_run_for_a_schedule_that_no_longer_exists_sends_nothing(boto_sqs):
+    tasks.send_scheduled_poll.apply(kwargs={"schedule_id": 999999})
 
-    assert enqueue_due_polls(now=now) == 0
-
-    assert message_count(boto_sqs, "data_polling") == 1
+    assert message_count(boto_sqs, "data_polling") == 0
 
 
-def test_a_send_that_fails_skips_one_interval_rather_than_doubling_one(sqs, settings):
-    item = schedule()
-    now = timezone.now()
-    make_sqs_unreachable(settings)
-
-    assert enqueue_due_polls(now=now) == 0
-
-    item.refresh_from_db()
-    assert item.next_poll_at == now + timedelta(seconds=60)
-
-
-def test_a_stopped_schedule_is_inactive_and_no_longer_polled(boto_sqs):
+def test_a_stopped_schedule_disables_its_periodic_task(sqs_untouched):
     item = schedule()
 
     poll_schedule_stop(schedule=item)
 
-    item.refresh_from_db()
+    item = PollSchedule.objects.select_related("periodic_task").get(pk=item.pk)
     assert item.active is False
+    assert item.periodic_task.enabled is False
     assert item.stopped_at is not None
-    assert enqueue_due_polls() == 0
-    assert message_count(boto_sqs, "data_polling") == 0
+    assert item.next_poll_at is None
 
 
-def test_stopping_a_stopped_schedule_keeps_when_it_was_stopped():
+def test_stopping_a_stopped_schedule_keeps_when_it_was_stopped(sqs_untouched):
     item = schedule()
     poll_schedule_stop(schedule=item)
     stopped_at = PollSchedule.objects.get(pk=item.pk).stopped_at
