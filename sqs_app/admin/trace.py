@@ -30,7 +30,8 @@ TIMESTAMPS = [
     ("Sent", "sent_at"),
     ("Processing started", "processing_started_at"),
     ("Finished", "finished_at"),
-    ("Next attempt", "next_attempt_at"),  # once the worker records retry times
+    ("Next attempt", "next_attempt_at"),  # a retry waits on the message's own queue until then
+    ("Claimed until", "lease_expires_at"),  # the worker's lease on the attempt in progress
     ("Last change", "updated_at"),
 ]
 

@@ -150,3 +150,15 @@ def test_a_replay_button_is_offered_for_a_failed_message_to_whoever_may_replay(
 def test_an_unknown_message_is_a_404(admin_client):
     assert admin_client.get(f"{MESSAGES}999999/change/").status_code == 404
     assert admin_client.get(f"{MESSAGES}not-a-number/change/").status_code in (302, 404)
+
+
+def test_a_retrying_message_shows_when_its_next_attempt_is(admin_client, sqs):
+    record = message_send(queue="notifications", message=notification()).record
+    lifecycle.message_retrying(worker_took(record), error="webhook answered 503", delay=120)
+
+    response, content = trace(admin_client, Message.objects.get(pk=record.pk))
+
+    times = dict(response.context["timestamps"])
+    assert EXACT_TIME.fullmatch(times["Next attempt"])
+    assert "webhook answered 503" in content
+    assert [e["kind"] for e in response.context["events"]][-1] == "Retrying"
