@@ -1,9 +1,10 @@
 """The sidebar (UNFOLD["SIDEBAR"]["navigation"]): the operator's pages, in the order they use them.
 
 Entries whose own page is still to come point at the nearest existing one:
-"Dead letters" at the failed and dead-lettered messages, "Audit log" at the
-message events (who did what, when), "Recurring polls" at the poll schedules
-(each links to its django-celery-beat task).
+- "Dead letters": the failed and dead-lettered messages;
+- "Audit log": the message events (who did what, when), until the audit
+  log's own admin is registered;
+- "Recurring polls": the poll schedules (each links to its django-celery-beat task).
 """
 
 from django.urls import NoReverseMatch, reverse
@@ -99,6 +100,24 @@ def sidebar(request) -> list[dict]:
         {"title": "Work", "separator": True, "items": _items(work)},
         {"title": "Users and groups", "separator": True, "items": _items(people)},
     ]
+
+
+def _audit_log() -> tuple:
+    """The audit log's own page once it is registered (sqs_app.admin_audit), else the message events."""
+    try:
+        return (
+            "Audit log",
+            "history",
+            reverse("admin:sqs_app_auditentry_changelist"),
+            _can_view("sqs_app.auditentry"),
+        )
+    except NoReverseMatch:
+        return (
+            "Audit log",
+            "history",
+            reverse("admin:sqs_app_messageevent_changelist"),
+            _can_view("sqs_app.messageevent"),
+        )
 
 
 def _items(entries) -> list[dict]:
