@@ -5,6 +5,8 @@ every send, receive, outcome and replay, with its actor, filterable.
 """
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
@@ -40,9 +42,6 @@ class MessageEventAdmin(ModelAdmin):
 
     @admin.display(description="message")
     def message_link(self, obj):
-        from django.urls import reverse
-        from django.utils.html import format_html
-
         url = reverse("admin:sqs_app_message_change", args=[obj.message_id])
         return format_html('<a href="{}">{}</a>', url, obj.message)
 
