@@ -26,6 +26,20 @@ FIGURES = [
     ("retrying", "Retrying now"),
     (MessageStatus.DEAD_LETTERED, "Dead-lettered"),
 ]
+# Chart.js options (they replace unfold's defaults): a legend, whole numbers from zero.
+CHART_OPTIONS = {
+    "aspectRatio": 3.5,
+    "plugins": {
+        "legend": {
+            "display": True,
+            "align": "end",
+            "labels": {"usePointStyle": True, "pointStyle": "circle", "boxWidth": 6, "boxHeight": 6},
+        },
+        "tooltip": {"enabled": True, "mode": "index", "intersect": False},
+    },
+    "elements": {"point": {"radius": 0}, "line": {"borderWidth": 2, "tension": 0.2}},
+    "scales": {"y": {"beginAtZero": True, "ticks": {"precision": 0}}, "x": {"grid": {"display": False}}},
+}
 DEPTHS = [("visible", "Visible"), ("in_flight", "In flight"), ("delayed", "Delayed"), ("dead", "DLQ")]
 
 
@@ -44,10 +58,20 @@ def dashboard_callback(request, context):
             "figure_columns": FIGURES,
             "activity": _activity_windows(now),
             "chart": json.dumps(_chart(selectors.message_throughput(until=now))),
+            "chart_options": json.dumps(CHART_OPTIONS),
             "generated_at": now,
+            "refresh_seconds": _refresh_seconds(request),
         }
     )
     return context
+
+
+def _refresh_seconds(request) -> int | None:
+    """?refresh=N reloads the page every N seconds (5 at the least, so it cannot hammer SQS)."""
+    try:
+        return max(5, int(request.GET["refresh"]))
+    except (KeyError, ValueError):
+        return None
 
 
 def messages_url(**filters) -> str:

@@ -164,3 +164,9 @@ def test_someone_who_may_not_view_messages_sees_no_figures(client, django_user_m
 
     assert response.status_code == 200
     assert "depth_rows" not in response.context
+
+
+def test_the_dashboard_can_refresh_itself_but_not_faster_than_every_5_seconds(admin_client, sqs):
+    assert b'http-equiv="refresh"' not in admin_client.get(INDEX).content
+    assert b'<meta http-equiv="refresh" content="30">' in admin_client.get(INDEX, {"refresh": "30"}).content
+    assert b'<meta http-equiv="refresh" content="5">' in admin_client.get(INDEX, {"refresh": "1"}).content
