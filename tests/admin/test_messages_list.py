@@ -260,3 +260,25 @@ def test_a_viewer_is_not_offered_replay_and_a_crafted_replay_post_gets_403(viewe
     assert crafted.status_code == 403
     assert Message.objects.get(pk=record.pk).status == MessageStatus.FAILED
     assert drain(boto_sqs, "notifications") == []
+
+
+def test_on_postgresql_trigram_indexes_serve_the_body_and_error_search(admin_client):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the trigram indexes exist on PostgreSQL only; SQLite scans")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'sqs_app_message'")
+        indexes = dict(cursor.fetchall())
+    assert "gin_trgm_ops" in indexes["sqs_message_body_trgm"]
+    assert "upper((body)::text)" in indexes["sqs_message_body_trgm"]
+    assert "gin_trgm_ops" in indexes["sqs_message_error_trgm"]
+    # The search's own SQL names the same expressions, so the planner can use them.
+    queryset, _ = (
+        admin_client.get(MESSAGES)
+        .context["cl"]
+        .model_admin.get_search_results(None, Message.objects.all(), "flamingo")
+    )
+    sql = str(queryset.query)
+    assert 'UPPER(("sqs_app_message"."body")::text)' in sql
+    assert 'UPPER("sqs_app_message"."last_error")' in sql
