@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/wipsie_bench"
+# One per checkout (wipsie_bench_main, wipsie_bench_wt_issue7...): a run drops and recreates its
+# database, and must never drop the one a run in another worktree is using.
+_CHECKOUT = "".join(c if c.isalnum() else "_" for c in Path(__file__).resolve().parent.parent.name.lower())
+DEFAULT_DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/wipsie_bench_{_CHECKOUT}"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,6 +118,78 @@ class Processes:
                 # Children that outlived their parent (a pool process) are still in the group.
                 self.signal(process, signal.SIGKILL)
                 self._groups.discard(process.pid)
+
+
+# --- The SQS emulators ----------------------------------------------------------------
+
+EMULATORS = ("moto", "ministack")
+# ministack pins its own botocore (1.43.106), which Wipsie's boto3 does not accept: it lives in
+# a venv of its own, made on first use with the ordinary `python -m venv` and `pip install`.
+MINISTACK_VERSION = "1.5.33"
+MINISTACK_VENV = ROOT / ".run" / "bench-ministack-venv"
+
+
+@dataclass(frozen=True)
+class Emulator:
+    kind: str  # "moto" or "ministack"
+    endpoint: str  # what AWS_ENDPOINT_URL_SQS points at
+    pid: int  # the server process, for its CPU probe
+    version: str
+
+
+def ministack_bin() -> Path:
+    """The `ministack` executable in the bench's own venv, installed on first use."""
+    executable = MINISTACK_VENV / "bin" / "ministack"
+    stamp = MINISTACK_VENV / f".ministack-{MINISTACK_VERSION}"
+    if executable.exists() and stamp.exists():
+        return executable
+    print(f"Installing ministack {MINISTACK_VERSION} into {MINISTACK_VENV.relative_to(ROOT)} ...", flush=True)
+    try:
+        if not (MINISTACK_VENV / "bin" / "python").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(MINISTACK_VENV)], check=True, timeout=300)
+        subprocess.run(
+            [str(MINISTACK_VENV / "bin" / "pip"), "install", "--quiet", f"ministack=={MINISTACK_VERSION}"],
+            check=True,
+            timeout=600,
+        )
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise StartupError(f"could not install ministack {MINISTACK_VERSION}: {exc}") from exc
+    stamp.touch()
+    return executable
+
+
+def start_emulator(kind: str, processes: "Processes") -> Emulator:
+    """Start a local SQS (and SNS) emulator on a free loopback port; stopped with `processes`.
+
+    moto is the one the test suite uses; ministack is far cheaper per call and keeps
+    connections alive, so that Wipsie's own cost is not drowned by the emulator's.
+    """
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    if kind == "moto":
+        env = {
+            **os.environ,
+            # Lets the bench's queue keeper purge more often than once a minute.
+            "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false",
+        }
+        argv = [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+        health, version = f"{endpoint}/moto-api/", metadata.version("moto")
+    elif kind == "ministack":
+        env = {
+            **os.environ,
+            "GATEWAY_PORT": str(port),
+            "BIND_HOST": "127.0.0.1",
+            "MINISTACK_HOST": "127.0.0.1",  # the host in the queue URLs it hands out
+            "SERVICES": "sqs,sns",
+            "LOG_LEVEL": "WARNING",  # one log line per call would be CPU counted as the emulator's
+        }
+        argv = [str(ministack_bin())]
+        health, version = f"{endpoint}/_ministack/health", MINISTACK_VERSION
+    else:
+        raise ValueError(f"unknown emulator {kind!r}; choose from {EMULATORS}")
+    process = processes.start(kind, argv, env)
+    wait_for_http(health, process=process, what=kind)
+    return Emulator(kind=kind, endpoint=endpoint, pid=process.pid, version=version)
 
 
 def wait_for_http(url: str, *, process: subprocess.Popen, what: str, timeout: float = 60.0) -> None:

@@ -9,11 +9,16 @@ from .load import percentile
 from .steps import StepResult
 
 # The spec's targets (shared/spec/wipsie-spec.md, "Performance Benchmarks").
+# And the issue "A single send at well under half of today's CPU", judged on ministack (whose own
+# cost per call is small and flat) and reported beside it on moto.
 TARGET_P95_MS = 100.0
-TARGET_P95_CLIENTS = 16
-TARGET_MSGS_PER_S = 1000.0
-TARGET_CORES = 2  # "1000+ messages/second" is judged as the capacity of a 2-core server
-TARGET_RATIO = 0.90  # API msgs/s within 10 % of direct boto3 at equal concurrency
+TARGET_CLIENTS = 16  # the concurrency at which the single send's P95 and CPU are judged
+TARGET_SEND_CPU_MS = 2.5  # Wipsie CPU per single send
+TARGET_ADDED_MS = 3.0  # API P50 minus direct boto3 P50 at 1 client
+TARGET_BATCH_CPU_MS = 1.0  # Wipsie CPU per message on the batch path: >= 2,000 msgs/s on 2 cores
+TARGET_STATEMENTS = 2  # database round trips per send on the fresh-id path
+TARGET_CORES = 2  # capacities are for a 2-core web tier
+JUDGED_ON = "ministack"
 DEEP_QUEUE = 200  # messages; moto's send costs ~0.02 ms more per message already in the queue
 # One worker, --concurrency 2, trivial processing tasks, by emulator: moto spends several ms of
 # CPU per call on the same two cores, ministack a fraction of one.
@@ -37,6 +42,7 @@ class Row:
     msgs_per_s: float
     ratio: float | None  # API msgs/s / direct msgs/s at the same path and concurrency
     cpu_ms_per_msg: dict[str, float | None]  # probe name -> ms of CPU per message sent
+    added_ms: float | None = None  # API P50 minus direct boto3 P50, same emulator, path and clients
 
     @property
     def wipsie_capacity(self) -> float | None:
@@ -47,13 +53,19 @@ class Row:
         return TARGET_CORES * 1000.0 / cost
 
 
+def _key(row: Row) -> tuple[str, str, int]:
+    return row.result.emulator, row.result.path, row.result.clients
+
+
 def rows_from(results: list[StepResult]) -> list[Row]:
     rows = [_row(result) for result in results]
-    direct = {(r.result.path, r.result.clients): r.msgs_per_s for r in rows if r.result.kind == "direct"}
+    direct = {_key(r): r for r in rows if r.result.kind == "direct"}
     for row in rows:
-        baseline = direct.get((row.result.path, row.result.clients))
-        if row.result.kind == "api" and baseline:
-            row.ratio = row.msgs_per_s / baseline
+        baseline = direct.get(_key(row))
+        if row.result.kind == "api" and baseline and baseline.msgs_per_s:
+            row.ratio = row.msgs_per_s / baseline.msgs_per_s
+            if row.p50 is not None and baseline.p50 is not None:
+                row.added_ms = row.p50 - baseline.p50
     return rows
 
 
@@ -87,14 +99,14 @@ def _num(value: float | None, digits: int = 1) -> str:
 
 TABLE_HEADER = (
     "| path | clients | requests | messages | errors | P50 ms | P95 ms | P99 ms | msgs/s "
-    "| API/direct | Wipsie CPU ms/msg | Wipsie capacity msgs/s (2 cores) | DB CPU ms/msg | moto CPU ms/msg "
-    "| load gen CPU ms/msg | others' CPU % |"
+    "| API/direct | added P50 ms | Wipsie CPU ms/msg | Wipsie capacity msgs/s (2 cores) | DB CPU ms/msg "
+    "| emulator CPU ms/msg | load gen CPU ms/msg | others' CPU % |"
 )
 
 
-def markdown_table(rows: list[Row]) -> str:
-    """The API table (load steps); empty when there are none."""
-    rows = [row for row in rows if row.result.kind not in WORKER_KINDS]
+def markdown_table(rows: list[Row], emulator: str) -> str:
+    """The API table (load steps) of one emulator; empty when there are none."""
+    rows = [row for row in rows if row.result.kind not in WORKER_KINDS and row.result.emulator == emulator]
     if not rows:
         return ""
     lines = [TABLE_HEADER, "|" + "---|" * TABLE_HEADER.count(" | ") + "---|"]
@@ -107,10 +119,11 @@ def markdown_table(rows: list[Row]) -> str:
             f"| {load.messages_sent:,} | {errors:,} "
             f"| {_num(row.p50)} | {_num(row.p95)} | {_num(row.p99)} | {_num(row.msgs_per_s, 0)} "
             f"| {_num(row.ratio * 100, 0) + ' %' if row.ratio else '—'} "
+            f"| {_num(row.added_ms)} "
             f"| {_num(row.cpu_ms_per_msg.get('wipsie') if serves else None, 2)} "
             f"| {_num(row.wipsie_capacity, 0)} "
             f"| {_num(row.cpu_ms_per_msg.get('db') if serves else None, 2)} "
-            f"| {_num(row.cpu_ms_per_msg.get('moto'), 2)} "
+            f"| {_num(row.cpu_ms_per_msg.get('emulator'), 2)} "
             f"| {_num(row.cpu_ms_per_msg.get('client'), 2)} "
             f"| {_num(r.others_cpu_share * 100 if r.others_cpu_share is not None else None, 0)} |"
         )
@@ -119,7 +132,7 @@ def markdown_table(rows: list[Row]) -> str:
 
 WORKERS_HEADER = (
     "| Workers | method | tasks | errors | tasks/s | P50 s | P95 s | max s | worker CPU ms/task "
-    "| worker capacity tasks/s (2 cores) | web CPU ms/task | DB CPU ms/task | moto CPU ms/task "
+    "| worker capacity tasks/s (2 cores) | web CPU ms/task | DB CPU ms/task | emulator CPU ms/task "
     "| load gen CPU ms/task | others' CPU % |"
 )
 
@@ -134,11 +147,15 @@ def _seconds(value_ms: float | None) -> str:
     return _num(value_ms / 1000 if value_ms is not None else None, 2)
 
 
-def workers_table(rows: list[Row]) -> str:
+def workers_table(rows: list[Row], emulator: str) -> str:
     """The worker steps: the emulator's baselines, the worker's throughput, the end-to-end latency.
     CPU is per task done (for the baselines: per message taken off the queue)."""
     rows = [
-        row for row in rows if row.result.kind in WORKER_KINDS and row.result.kind not in ("idle", "counted")
+        row
+        for row in rows
+        if row.result.kind in WORKER_KINDS
+        and row.result.kind not in ("idle", "counted")
+        and row.result.emulator == emulator
     ]
     if not rows:
         return ""
@@ -159,7 +176,7 @@ def workers_table(rows: list[Row]) -> str:
             f"| {_num(task_cpu, 2)} | {_num(TARGET_CORES * 1000 / task_cpu if task_cpu else None, 0)} "
             f"| {_num(cpu.get('wipsie') if timed else None, 2)} "
             f"| {_num(cpu.get('db') if r.kind != 'baseline' else None, 2)} "
-            f"| {_num(cpu.get('moto'), 2)} | {_num(cpu.get('client'), 2)} "
+            f"| {_num(cpu.get('emulator'), 2)} | {_num(cpu.get('client'), 2)} "
             f"| {_num(r.others_cpu_share * 100 if r.others_cpu_share is not None else None, 0)} |"
         )
     return "\n".join(lines)
@@ -170,7 +187,7 @@ def error_lines(rows: list[Row]) -> list[str]:
     lines = []
     for row in rows:
         r, load = row.result, row.result.load
-        where = f"{r.name} @ {r.clients}"
+        where = f"{r.emulator}: {r.name} @ {r.clients}"
         if load.errors and r.kind in WORKER_KINDS:
             detail = ", ".join(f"{status} ×{n}" for status, n in load.errors.most_common())
             lines.append(f"ERRORS   {r.name}: {detail}")
@@ -190,7 +207,7 @@ def error_lines(rows: list[Row]) -> list[str]:
                 f"NOTE     {where}: step deadline reached after {load.requests} of "
                 f"{load.requests_planned} requests"
             )
-        if r.peak_queue_depth > DEEP_QUEUE:
+        if r.peak_queue_depth > DEEP_QUEUE and r.emulator == "moto":
             lines.append(
                 f"NOTE     {where}: the queue reached about {r.peak_queue_depth} messages between purges; "
                 "moto scans them on every send, so its CPU per message and the latency are inflated"
@@ -198,8 +215,9 @@ def error_lines(rows: list[Row]) -> list[str]:
         if r.kind == "idle":
             rates = r.extra.get("cpu_ms_per_s", {})
             lines.append(
-                f"NOTE     {r.name} ({r.extra['method']}): worker {_num(worker_cpu(rates))} ms CPU/s, moto "
-                f"{_num(rates.get('moto'))} ms/s, DB {_num(rates.get('db'))} ms/s: polling its queues; "
+                f"NOTE     {r.emulator}: {r.name} ({r.extra['method']}): worker {_num(worker_cpu(rates))} ms "
+                f"CPU/s, emulator {_num(rates.get('emulator'))} ms/s, DB {_num(rates.get('db'))} ms/s: "
+                "polling its queues; "
                 "this is in the CPU per task above too, a large share of it at a few tasks/s"
             )
         if r.kind == "worker":
@@ -220,11 +238,12 @@ def error_lines(rows: list[Row]) -> list[str]:
             )
         if r.kind in ("worker", "e2e"):
             cpu = row.cpu_ms_per_msg
-            moto = cpu.get("moto")
+            moto = cpu.get("emulator")
             sessions = r.extra.get("db_sessions_per_task")
             lines.append(
                 f"NOTE     {r.name}, per task: worker CPU {_num(cpu.get('worker_consumer'), 1)} ms in the "
-                f"consumer + {_num(cpu.get('worker_pool'), 1)} ms in the pool; moto {_num(moto, 1)} ms "
+                f"consumer + {_num(cpu.get('worker_pool'), 1)} ms in the pool; "
+                f"{r.emulator} {_num(moto, 1)} ms "
                 f"(one GIL: at most {_num(1000 / moto if moto else None, 0)} tasks/s); "
                 f"{_num(sessions, 1)} new DB connections"
                 + (
@@ -265,55 +284,109 @@ def _clients(count: int) -> str:
     return f"{count} client" if count == 1 else f"{count} clients"
 
 
-def verdicts(rows: list[Row]) -> list[Verdict]:
-    api = {(row.result.path, row.result.clients): row for row in rows if row.result.kind == "api"}
+def verdicts(rows: list[Row], statements: dict[str, dict] | None = None) -> list[Verdict]:
+    """The targets, per emulator: judged on ministack, and the same figures on moto beside them."""
+    statements = statements or {}
+    emulators = sorted({row.result.emulator for row in rows}, key=lambda kind: kind != JUDGED_ON)
     found = []
-    latency_row = api.get(("send", TARGET_P95_CLIENTS))
-    if latency_row is not None:
-        ok = latency_row.p95 is not None and latency_row.p95 < TARGET_P95_MS
+    for emulator in emulators:
+        found += _api_verdicts(rows, emulator, statements.get(emulator) or {})
+    return found + _worker_verdicts(rows)
+
+
+def _api_verdicts(rows: list[Row], emulator: str, counted: dict) -> list[Verdict]:
+    api = {
+        (row.result.path, row.result.clients): row
+        for row in rows
+        if row.result.kind == "api" and row.result.emulator == emulator
+    }
+    label = emulator if emulator == JUDGED_ON else f"{emulator}, for reference"
+    found = []
+    single = api.get(("send", TARGET_CLIENTS))
+    if single is not None:
         found.append(
             Verdict(
-                ok,
-                f"POST /sqs/send P95 at {TARGET_P95_CLIENTS} clients: {_num(latency_row.p95)} ms "
+                single.p95 is not None and single.p95 < TARGET_P95_MS,
+                f"[{label}] POST /sqs/send P95 at {TARGET_CLIENTS} clients: {_num(single.p95)} ms "
                 f"(target < {TARGET_P95_MS:.0f} ms)",
+            )
+        )
+        cost = single.cpu_ms_per_msg.get("wipsie")
+        found.append(
+            Verdict(
+                cost is not None and cost <= TARGET_SEND_CPU_MS,
+                f"[{label}] POST /sqs/send Wipsie CPU at {TARGET_CLIENTS} clients: {_num(cost, 2)} ms/msg "
+                f"(target <= {TARGET_SEND_CPU_MS} ms/msg)",
+            )
+        )
+    one = api.get(("send", 1))
+    if one is not None:
+        found.append(
+            Verdict(
+                one.added_ms is not None and one.added_ms <= TARGET_ADDED_MS,
+                f"[{label}] POST /sqs/send added latency at 1 client: {_num(one.added_ms)} ms over direct "
+                f"boto3's P50 (target <= {TARGET_ADDED_MS:.0f} ms)",
             )
         )
     for (path, clients), row in sorted(api.items()):
         if path != "send-batch":
             continue
+        cost = row.cpu_ms_per_msg.get("wipsie")
         capacity = row.wipsie_capacity
         found.append(
             Verdict(
-                capacity is not None and capacity >= TARGET_MSGS_PER_S,
-                f"POST /sqs/send-batch capacity at {_clients(clients)}: "
-                f"{_num(row.cpu_ms_per_msg.get('wipsie'), 3)} ms CPU/msg -> "
-                f"{_num(math.floor(capacity) if capacity else None, 0)} msgs/s "
-                f"on {TARGET_CORES} cores (target >= {TARGET_MSGS_PER_S:,.0f}, i.e. "
-                f"<= {TARGET_CORES * 1000 / TARGET_MSGS_PER_S:.0f} ms/msg)",
+                cost is not None and cost <= TARGET_BATCH_CPU_MS,
+                f"[{label}] POST /sqs/send-batch Wipsie CPU at {_clients(clients)}: {_num(cost, 3)} ms/msg "
+                f"-> {_num(math.floor(capacity) if capacity else None, 0)} msgs/s on {TARGET_CORES} cores "
+                f"(target <= {TARGET_BATCH_CPU_MS} ms/msg)",
             )
         )
-    for (path, clients), row in sorted(api.items()):
-        if path != "send":
-            continue
+    fresh = counted.get("send (fresh id)")
+    if fresh is not None:
+        trips = fresh["round_trips_per_message"]
         found.append(
             Verdict(
-                row.ratio is not None and row.ratio >= TARGET_RATIO,
-                f"POST /sqs/send throughput at {_clients(clients)}: {_num(row.msgs_per_s, 0)} msgs/s = "
-                f"{_num(row.ratio * 100 if row.ratio else None, 0)} % of direct boto3 "
-                f"(target >= {TARGET_RATIO * 100:.0f} %)",
+                trips <= TARGET_STATEMENTS,
+                f"[{label}] database round trips per send (fresh id): {_num(trips, 2)} "
+                f"(target <= {TARGET_STATEMENTS})",
             )
         )
-    return found + _worker_verdicts(rows)
+    return found
+
+
+STATEMENTS_HEADER = (
+    "| database, per message | requests | round trips | transactions | statements in all |\n"
+    "|---|---|---|---|---|"
+)
+
+
+def statements_table(counted: dict[str, dict]) -> str:
+    """bench/statements.py's figures: what one send asks of the database, through the whole stack."""
+    lines = [STATEMENTS_HEADER]
+    for path, figures in counted.items():
+        kinds = ", ".join(f"{kind} {count}" for kind, count in figures["statement_kinds"].items())
+        lines.append(
+            f"| {path} | {figures['requests']} | {_num(figures['round_trips_per_message'], 2)} "
+            f"| {_num(figures['transactions_per_message'], 2)} | {kinds or '—'} |"
+        )
+    return "\n".join(lines)
 
 
 def _worker_verdicts(rows: list[Row]) -> list[Verdict]:
     found = []
-    baseline = next((row for row in rows if row.result.name.startswith("boto3 receive")), None)
     for row in rows:
         r = row.result
+        baseline = next(
+            (
+                b
+                for b in rows
+                if b.result.emulator == r.emulator and b.result.name.startswith("boto3 receive")
+            ),
+            None,
+        )
         if r.kind == "worker" and r.extra.get("judged"):
             rate = r.extra.get("rate")
-            emulator = r.extra.get("emulator", "moto")
+            emulator = r.emulator
             target = TARGET_TASKS_PER_S.get(emulator, TARGET_TASKS_PER_S["moto"])
             context = ""
             if baseline is not None and baseline.result.extra.get("rate"):
@@ -361,7 +434,7 @@ def _worker_verdicts(rows: list[Row]) -> list[Verdict]:
             found.append(
                 Verdict(
                     p95 is not None and p95 < TARGET_E2E_P95_S and not failed,
-                    f"End to end, POST /sqs/send to succeeded ({r.extra['method']}): P95 "
+                    f"[{r.emulator}] End to end, POST /sqs/send to succeeded ({r.extra['method']}): P95 "
                     f"{_num(p95, 2)} s, P50 {_seconds(row.p50)} s"
                     f"{f', {failed} without success' if failed else ''} "
                     f"(target P95 < {TARGET_E2E_P95_S:.0f} s)",
@@ -373,10 +446,19 @@ def _worker_verdicts(rows: list[Row]) -> list[Verdict]:
 # --- JSON -------------------------------------------------------------------------
 
 
-def write_json(path: Path, *, machine: dict, config: dict, rows: list[Row], found: list[Verdict]) -> None:
+def write_json(
+    path: Path,
+    *,
+    machine: dict,
+    config: dict,
+    rows: list[Row],
+    found: list[Verdict],
+    statements: dict | None = None,
+) -> None:
     document = {
         "machine": machine,
         "config": config,
+        "statements_per_send": statements or {},
         "steps": [_row_json(row) for row in rows],
         "targets": [{"passed": v.passed, "text": v.text} for v in found],
     }
@@ -393,6 +475,7 @@ def _row_json(row: Row) -> dict:
     r, load = row.result, row.result.load
     return {
         "name": r.name,
+        "emulator": r.emulator,
         "kind": r.kind,
         "path": r.path,
         "clients": r.clients,
@@ -410,6 +493,7 @@ def _row_json(row: Row) -> dict:
         "p99_ms": row.p99,
         "msgs_per_s": row.msgs_per_s,
         "api_to_direct": row.ratio,
+        "added_p50_ms": row.added_ms,
         "cpu_seconds": {name: _rounded(value) for name, value in r.cpu_seconds.items()},
         "cpu_ms_per_msg": row.cpu_ms_per_msg,
         "wipsie_capacity_msgs_per_s": row.wipsie_capacity,

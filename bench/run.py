@@ -1,13 +1,15 @@
-"""Benchmark Wipsie's send paths and its worker on a local moto server.
+"""Benchmark Wipsie's send paths and its worker on local SQS emulators (moto and ministack).
 
-    .venv/bin/python bench/run.py [--quick] [--database-url URL] [--messages N] [--only api|workers]
+    .venv/bin/python bench/run.py [--quick] [--emulators moto,ministack] [--database-url URL]
+                                  [--messages N] [--only api|workers] [--threads N]
 
-Starts its own moto server and production web server (gunicorn with
-gunicorn.conf.py), drives POST /sqs/send and /sqs/send-batch and plain boto3 at
-1, 16 and 64 concurrent clients, then starts a Celery worker and measures its
-throughput on trivial tasks (beside the emulator's own receive+delete rate) and
-the end-to-end latency from POST /sqs/send to `succeeded`. Prints latency,
-throughput, CPU per message and PASS/MISS against the targets. See bench/README.md.
+For each emulator in turn: starts it, a fresh bench database and the production
+web server (gunicorn with gunicorn.conf.py, its defaults), drives POST /sqs/send
+and /sqs/send-batch and plain boto3 at 1, 16 and 64 concurrent clients, counts
+the database statements of one send in process, then starts a Celery worker and
+measures its throughput on trivial tasks and the end-to-end latency from POST
+/sqs/send to `succeeded`. Prints latency, throughput, CPU per message and
+PASS/MISS against the targets. See bench/README.md.
 """
 
 import argparse
@@ -15,6 +17,7 @@ import http.client
 import json
 import os
 import platform
+import runpy
 import secrets
 import signal
 import sys
@@ -28,7 +31,7 @@ from pathlib import Path
 # would shadow installed ones.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import procs, workers  # noqa: E402
+from bench import procs, statements, workers  # noqa: E402
 from bench.database import Database, choose_database  # noqa: E402
 from bench.history import History  # noqa: E402
 from bench.load import percentile, run_closed_loop  # noqa: E402
@@ -36,6 +39,7 @@ from bench.report import (  # noqa: E402
     error_lines,
     markdown_table,
     rows_from,
+    statements_table,
     verdicts,
     workers_table,
     write_json,
@@ -44,7 +48,6 @@ from bench.steps import Context, QueueKeeper, StepResult, api_sender, boto3_clie
 
 RESULTS_DIR = procs.ROOT / "bench" / "results"
 CONCURRENCIES = [1, 16, 64]
-WEB_CONCURRENCY, GUNICORN_THREADS = 2, 16
 REGION = "us-east-1"
 BENCH_USER = "bench"
 # Requests per step, at least `per_client` for every client so that 64 clients really are
@@ -73,7 +76,8 @@ QUICK_WORKER = {
 # Messages between queue purges. Measured on moto 5.2.5: a purge costs it ~2.8 ms of CPU and
 # each message left in the queue ~0.02 ms per later send, so every 10-20 messages is cheapest
 # (about 4 ms of moto CPU per send, against ~6 ms purging every 100 and ~13 ms never, at 600).
-PURGE_EVERY = 20
+# ministack does not slow down as a queue fills; purging it often would only cost its CPU.
+PURGE_EVERY = {"moto": 20, "ministack": 1000}
 
 
 def parse_args() -> argparse.Namespace:
@@ -92,11 +96,31 @@ def parse_args() -> argparse.Namespace:
         "still at least 4 requests per client)",
     )
     parser.add_argument(
+        "--emulators",
+        default=",".join(procs.EMULATORS),
+        help="comma-separated, run in this order (default: moto,ministack)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="GUNICORN_THREADS for the server (default: gunicorn.conf.py's own default)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="WEB_CONCURRENCY for the server (default: gunicorn.conf.py's own default)",
+    )
+    parser.add_argument(
         "--only",
         choices=["api", "workers"],
         help="run only the API steps, or only the worker steps (default: both)",
     )
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.emulators = [kind.strip() for kind in args.emulators.split(",") if kind.strip()]
+    unknown = set(args.emulators) - set(procs.EMULATORS)
+    if unknown or not args.emulators:
+        parser.error(f"--emulators: choose from {', '.join(procs.EMULATORS)}")
+    return args
 
 
 def step_sizes(args: argparse.Namespace) -> dict:
@@ -120,7 +144,20 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def machine_info(database: Database) -> dict:
+def server_shape(args: argparse.Namespace) -> dict[str, int]:
+    """gunicorn's workers and threads as gunicorn.conf.py sets them (its defaults unless overridden)."""
+    overrides = {"WEB_CONCURRENCY": args.workers, "GUNICORN_THREADS": args.threads}
+    saved = dict(os.environ)
+    try:
+        os.environ.update({name: str(value) for name, value in overrides.items() if value})
+        config = runpy.run_path(str(procs.ROOT / "gunicorn.conf.py"))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return {"workers": int(config["workers"]), "threads": int(config["threads"])}
+
+
+def machine_info(database: Database, shape: dict[str, int], emulators: list[procs.Emulator]) -> dict:
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu_model": cpu_model(),
@@ -129,17 +166,18 @@ def machine_info(database: Database) -> dict:
         "load_average_at_start": round(os.getloadavg()[0], 2),
         "database": database.version,
         "database_note": database.note,
-        "moto": metadata.version("moto"),
+        "emulators": {emulator.kind: emulator.version for emulator in emulators},
         "gunicorn": (
-            f"{metadata.version('gunicorn')} gthread, {WEB_CONCURRENCY} workers x {GUNICORN_THREADS} threads"
+            f"{metadata.version('gunicorn')} gthread, {shape['workers']} workers x {shape['threads']} threads"
         ),
     }
 
 
 def machine_line(machine: dict) -> str:
+    emulators = ", ".join(f"{kind} {version}" for kind, version in machine["emulators"].items())
     return (
         f"Machine: {machine['nproc']} CPUs ({machine['cpu_model']}), Python {machine['python']}, "
-        f"{machine['database']}, moto {machine['moto']}, gunicorn {machine['gunicorn']}, "
+        f"{machine['database']}, {emulators}, gunicorn {machine['gunicorn']}, "
         f"load average {machine['load_average_at_start']} at start"
     )
 
@@ -147,22 +185,9 @@ def machine_line(machine: dict) -> str:
 # --- Starting the platform -----------------------------------------------------------
 
 
-def start_moto(processes: procs.Processes) -> tuple[str, int]:
-    port = procs.free_port()
-    env = {
-        **os.environ,
-        # Lets the queue keeper purge more often than once a minute (see steps.QueueKeeper).
-        "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false",
-    }
-    process = processes.start(
-        "moto", [str(procs.BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], env
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    procs.wait_for_http(f"{endpoint}/moto-api/", process=process, what="moto_server")
-    return endpoint, process.pid
-
-
-def server_env(*, database: Database, sqs_endpoint: str, api_port: int) -> dict[str, str]:
+def server_env(
+    *, database: Database, sqs_endpoint: str, api_port: int, shape: dict[str, int]
+) -> dict[str, str]:
     return {
         **os.environ,
         "DEBUG": "false",
@@ -172,13 +197,15 @@ def server_env(*, database: Database, sqs_endpoint: str, api_port: int) -> dict[
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_REGION": REGION,
         "AWS_ENDPOINT_URL_SQS": sqs_endpoint,
+        "AWS_ENDPOINT_URL_SNS": sqs_endpoint,
         "LOG_LEVEL": "WARNING",
-        # gunicorn.conf.py logs access to stdout by default; an empty value is not accepted.
-        "GUNICORN_ACCESS_LOG": "/dev/null",
+        # The production default: one JSON access-log line per request, on stdout (the server's
+        # log file under bench/results/logs/), so that its cost is in the figures.
+        "GUNICORN_ACCESS_LOG": "-",
         "API_THROTTLE_USER": "100000000/minute",  # measure the server, not the rate limit
         "DATABASE_URL": database.url,
-        "WEB_CONCURRENCY": str(WEB_CONCURRENCY),
-        "GUNICORN_THREADS": str(GUNICORN_THREADS),
+        "WEB_CONCURRENCY": str(shape["workers"]),
+        "GUNICORN_THREADS": str(shape["threads"]),
         "API_HOST": "127.0.0.1",
         "API_PORT": str(api_port),
         "API_RELOAD": "false",
@@ -237,13 +264,13 @@ def obtain_token(port: int, password: str) -> str:
     return json.loads(payload)["access"]
 
 
-def warm_up(context: Context) -> None:
-    """Give both workers their boto3 client, queue URL and database pool before any step."""
-    clients = WEB_CONCURRENCY * GUNICORN_THREADS
+def warm_up(context: Context, shape: dict[str, int]) -> None:
+    """Give every worker its boto3 client, queue URL, database pool and cached user before any step."""
+    clients = shape["workers"] * shape["threads"]
     result = run_closed_loop(
         make_sender=api_sender(context, batch=False),
         clients=clients,
-        requests=clients * 2,
+        requests=clients * 4,
         warmup_per_client=0,
         max_seconds=30,
         on_outcome=context.keeper.note,
@@ -255,10 +282,10 @@ def warm_up(context: Context) -> None:
         print(f"ERRORS   platform warm-up: {detail}", flush=True)
 
 
-def cpu_probes(gunicorn_pid: int, moto_pid: int, database: Database) -> list[procs.CpuProbe]:
+def cpu_probes(gunicorn_pid: int, emulator_pid: int, database: Database) -> list[procs.CpuProbe]:
     probes = [
         procs.CpuProbe("wipsie", lambda: procs.gunicorn_pids(gunicorn_pid)),
-        procs.CpuProbe("moto", lambda: [moto_pid]),
+        procs.CpuProbe("emulator", lambda: [emulator_pid]),
         procs.CpuProbe("client", lambda: [os.getpid()]),
     ]
     if database.engine == "postgresql":
@@ -276,71 +303,116 @@ def cpu_probes(gunicorn_pid: int, moto_pid: int, database: Database) -> list[pro
 # --- The run -----------------------------------------------------------------------
 
 
-def start_platform(processes: procs.Processes, database: Database, sizes: dict) -> tuple[Context, dict]:
-    """moto, the database and queues, gunicorn and a token: everything a step needs. Also the
-    server's environment, which the worker shares."""
+def start_platform(
+    processes: procs.Processes,
+    database: Database,
+    sizes: dict,
+    emulator: procs.Emulator,
+    shape: dict[str, int],
+) -> tuple[Context, dict]:
+    """The database and queues on the emulator, gunicorn and a token: everything a step needs.
+    Also the server's environment, which the worker and the statement count share."""
     began = time.monotonic()
-    sqs_endpoint, moto_pid = start_moto(processes)
     api_port = procs.free_port()
-    env = server_env(database=database, sqs_endpoint=sqs_endpoint, api_port=api_port)
+    env = server_env(database=database, sqs_endpoint=emulator.endpoint, api_port=api_port, shape=shape)
     queue_urls, password = prepare(env)
     queue_url = queue_urls["default"]
     gunicorn_pid = start_gunicorn(processes, env)
     token = obtain_token(api_port, password)
     print(
-        f"Servers up in {time.monotonic() - began:.0f} s: moto {sqs_endpoint}, gunicorn 127.0.0.1:{api_port}",
+        f"Servers up in {time.monotonic() - began:.0f} s: {emulator.kind} {emulator.endpoint}, "
+        f"gunicorn 127.0.0.1:{api_port}",
         flush=True,
     )
+    endpoint = emulator.endpoint
     context = Context(
         api_host="127.0.0.1",
         api_port=api_port,
         token=token,
-        sqs_endpoint=sqs_endpoint,
+        sqs_endpoint=endpoint,
         queue_url=queue_url,
         region=REGION,
-        keeper=QueueKeeper(boto3_client(sqs_endpoint, REGION, pool=2), queue_url, every=PURGE_EVERY),
-        probes=cpu_probes(gunicorn_pid, moto_pid, database),
+        keeper=QueueKeeper(
+            boto3_client(endpoint, REGION, pool=2), queue_url, every=PURGE_EVERY[emulator.kind]
+        ),
+        probes=cpu_probes(gunicorn_pid, emulator.pid, database),
         warmup_per_client=sizes["warmup"],
         max_seconds_per_step=sizes["max_seconds"],
-        sqs_client=boto3_client(sqs_endpoint, REGION, pool=2),
+        sqs_client=boto3_client(endpoint, REGION, pool=2),
         queue_urls=queue_urls,
         history=History(database),
     )
     return context, env
 
 
+def run_on(
+    kind: str, args: argparse.Namespace, processes: procs.Processes, sizes: dict, shape: dict[str, int]
+) -> tuple[list[StepResult], dict, Database, procs.Emulator, dict]:
+    """Every step on one emulator, with a fresh database and server of its own; stops them after."""
+    # Fresh per emulator (unless --database-url), so that each starts from empty history tables.
+    database = choose_database(args.database_url, RESULTS_DIR)
+    if database.note:
+        print(f"NOTE     {database.note}", flush=True)
+    emulator = procs.start_emulator(kind, processes)
+    try:
+        context, env = start_platform(processes, database, sizes, emulator, shape)
+        context.keeper.start()
+        try:
+            warm_up(context, shape)
+            results = [] if args.only == "workers" else run_steps(context, sizes)
+            if args.only != "api":
+                results += run_worker_steps(context, sizes, processes, env)
+        finally:
+            context.keeper.stop()
+            context.history.close()
+        counted = {} if args.only == "workers" else statements.count_in_process(env, username=BENCH_USER)
+        purge_errors = dict(context.keeper.purge_errors)
+    finally:
+        processes.stop_all()
+    for result in results:
+        result.emulator = kind
+    return results, counted, database, emulator, purge_errors
+
+
 def run(args: argparse.Namespace, processes: procs.Processes) -> int:
     began = time.monotonic()
     sizes = step_sizes(args)
-    database = choose_database(args.database_url, RESULTS_DIR)
-    machine = machine_info(database)
-    print(machine_line(machine), flush=True)
-    if database.note:
-        print(f"NOTE     {database.note}", flush=True)
-    context, env = start_platform(processes, database, sizes)
-    context.keeper.start()
-    try:
-        warm_up(context)
-        results = [] if args.only == "workers" else run_steps(context, sizes)
-        if args.only != "api":
-            results += run_worker_steps(context, sizes, processes, env)
-    finally:
-        context.keeper.stop()
-        context.history.close()
+    shape = server_shape(args)
+    results: list[StepResult] = []
+    counted: dict[str, dict] = {}
+    purge_errors: dict[str, dict] = {}
+    emulators: list[procs.Emulator] = []
+    database = None
+    for kind in args.emulators:
+        print(f"\n=== {kind} ===", flush=True)
+        found, counted[kind], database, emulator, purge_errors[kind] = run_on(
+            kind, args, processes, sizes, shape
+        )
+        results += found
+        emulators.append(emulator)
 
+    machine = machine_info(database, shape, emulators)
     rows = rows_from(results)
-    found = verdicts(rows)
-    tables = [table for table in (markdown_table(rows), workers_table(rows)) if table]
-    print(f"\n{machine_line(machine)}\n\n" + "\n\n".join(tables) + "\n")
+    found = verdicts(rows, counted)
+    print(f"\n{machine_line(machine)}")
+    for kind in args.emulators:
+        tables = [table for table in (markdown_table(rows, kind), workers_table(rows, kind)) if table]
+        print(f"\n### {kind}\n\n" + "\n\n".join(tables))
+        if counted.get(kind):
+            print("\n" + statements_table(counted[kind]))
+    print()
     for line in error_lines(rows):
         print(line)
-    if context.keeper.purge_errors:
-        print(f"ERRORS   queue purges failed: {dict(context.keeper.purge_errors)}")
+    for kind, errors in purge_errors.items():
+        if errors:
+            print(f"ERRORS   {kind}: queue purges failed: {errors}")
     for verdict in found:
         print(verdict.line())
     config = {
         "quick": args.quick,
         "only": args.only,
+        "emulators": args.emulators,
+        "server": shape,
         "sizes": sizes,
         "worker": {
             "argv": ["celery", *workers.WORKER_ARGS],
@@ -350,12 +422,12 @@ def run(args: argparse.Namespace, processes: procs.Processes) -> int:
         },
         "concurrencies": CONCURRENCIES,
         "purge_every_messages": PURGE_EVERY,
-        "queue_purge_errors": dict(context.keeper.purge_errors),
+        "queue_purge_errors": purge_errors,
         "database_engine": database.engine,
         "seconds": round(time.monotonic() - began, 1),
     }
     output = RESULTS_DIR / f"bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}.json"
-    write_json(output, machine=machine, config=config, rows=rows, found=found)
+    write_json(output, machine=machine, config=config, rows=rows, found=found, statements=counted)
     print(f"\nRaw results: {output.relative_to(procs.ROOT)} ({time.monotonic() - began:.0f} s in all)")
     return 0  # a MISS is a measurement, not a failure
 

@@ -132,7 +132,7 @@ class Context:
     queue_url: str
     region: str
     keeper: QueueKeeper
-    probes: list[procs.CpuProbe]  # "wipsie" (gunicorn), "moto", "db", "client" (this process)
+    probes: list[procs.CpuProbe]  # "wipsie" (gunicorn), "emulator", "db", "client" (this process)
     warmup_per_client: int
     max_seconds_per_step: float
     # For the worker steps (bench/workers.py).
@@ -158,6 +158,7 @@ class StepResult:
     machine_busy_seconds: float = 0.0
     machine_total_seconds: float = 0.0
     extra: dict = field(default_factory=dict)  # figures specific to a kind of step
+    emulator: str = ""  # "moto" or "ministack": set by bench/run.py after the step
 
     @property
     def others_cpu_share(self) -> float | None:

@@ -569,7 +569,6 @@ class ThroughputStep:
                 "db_sessions": opened,
                 "db_sessions_per_task": opened / len(rows) if opened is not None and rows else None,
                 "judged": self.judged,
-                "emulator": getattr(context, "emulator", "moto"),
             },
         )
         meter.finish(result)

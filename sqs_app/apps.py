@@ -6,6 +6,8 @@ class SqsAppConfig(AppConfig):
     verbose_name = "SQS messages"
 
     def ready(self):
+        from .authentication import connect_signals
         from .metrics import register_collector
 
         register_collector()
+        connect_signals()

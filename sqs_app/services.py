@@ -3,19 +3,34 @@
 The API, the admin, the management commands and the workers all act through
 these functions; none of them calls SQS or writes history on its own.
 
-Sending writes twice, SQS and the database, and the order is deliberate:
+Sending writes twice, SQS and the database. The order depends on who chose the
+message's StandardMessage `id`:
 
-1. a `pending` history row is written first, in its own transaction. If the
-   database is down, the send is refused before anything reaches SQS.
-2. SQS is asked to send. If it refuses, the pending row is removed again, so
-   nothing is left half-written.
-3. the row is confirmed (`sent`, with SQS's MessageId). If this write fails
-   (the database went away, the process is killed), the send still succeeds:
-   SQS has the message, and the pending row (found again by the StandardMessage
-   `id` in the body) is settled the next time anyone sees the message. A send
-   never fails after SQS accepted it, and no accepted message is lost.
+- **A fresh id** (Wipsie's own uuid4: almost every send). SQS first, then the
+  history row is inserted already `sent`, with SQS's MessageId, and its `sent`
+  event: two statements, no transaction around them. A uuid4 cannot already be
+  in the history, so there is nothing to reserve or look up before the send.
+  If the database fails after SQS accepted the message (it is down, the process
+  is killed), the send still succeeds: the failure is logged, and the row is
+  created from the message's own body the next time anyone sees it (a worker or
+  /sqs/receive, `message_record_received`, which finds rows by SQS's id and by
+  the StandardMessage id). A worker may even see the message before the insert
+  lands and create the row itself; the insert then only completes that row
+  (who sent it, when) and keeps the worker's status, never moving it backwards.
+- **An id the caller chose** (a client that may retry, the admin). A `pending`
+  row is reserved first, in its own transaction; if the database is down the
+  send is refused before anything reaches SQS. A retry with the same id finds
+  the row and gets the original back: nothing is sent twice. Then SQS; if it
+  refuses, the pending row is removed again. Then the row is confirmed `sent`;
+  if that fails, the send still succeeds and the pending row is settled the
+  next time anyone sees the message.
+
+Either way a send never fails after SQS accepted it, no accepted message is
+lost, and the `sent` event is dated when the send began, before any worker can
+have seen the message, so that the timeline (ordered by time) stays in order.
 """
 
+import contextlib
 import json
 import logging
 import uuid
@@ -28,6 +43,8 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from . import errors, sqs_client
+from .inserts import insert_rows
+from .json_safety import MAX_JSON_DEPTH, json_problem
 from .metrics import MESSAGES_DELETED, MESSAGES_RECEIVED, MESSAGES_SENT
 from .models import EventKind, Message, MessageEvent, MessageStatus
 from .queues import LOGICAL_QUEUES, is_known_queue
@@ -110,7 +127,7 @@ def message_send(
     except errors.WipsieError:
         _release([outgoing])
         raise
-    _confirm([outgoing], actor=_actor(sent_by), sent_at=sent_at)
+    _record_sent([outgoing], queue=queue, sent_by=sent_by, sent_at=sent_at)
     return outgoing
 
 
@@ -118,7 +135,7 @@ def message_send_batch(*, queue: str, batch: list[OutgoingMessage], sent_by=None
     """Send up to ten prepared messages in one SendMessageBatch call.
 
     Entries fail or succeed one by one (SQS's batch semantics): a failed entry
-    carries its `error`, and its history row is removed again.
+    carries its `error`, and nothing of it stays in the history.
     """
     queue_require(queue)
     message_too_large_check(
@@ -149,7 +166,8 @@ def message_send_batch(*, queue: str, batch: list[OutgoingMessage], sent_by=None
                     details={"sqs_error_code": result.error_code},
                 )
         _release([m for m in to_send.values() if m.error])
-        _confirm([m for m in to_send.values() if m.message_id], actor=_actor(sent_by), sent_at=sent_at)
+        accepted = [m for m in to_send.values() if m.message_id]
+        _record_sent(accepted, queue=queue, sent_by=sent_by, sent_at=sent_at)
     return batch
 
 
@@ -158,45 +176,37 @@ def _actor(user) -> str:
 
 
 def _reserve(*, queue: str, batch: list[OutgoingMessage], sent_by) -> None:
-    """Write the pending rows (step 1). A StandardMessage id already sent is a duplicate."""
+    """Reserve pending rows for the ids callers chose. A StandardMessage id already sent is a duplicate.
+
+    Fresh ids need no reservation and cost no statement here: a uuid4 Wipsie
+    just made cannot be in the history, so nothing can be a duplicate of it.
+    """
     ids = [m.body["id"] for m in batch]
     if len(set(ids)) != len(ids):
         raise errors.ValidationFailed("Two messages in one batch carry the same id.", details={"ids": ids})
+    chosen = [m for m in batch if m.caller_chose_id]
+    if not chosen:
+        return
     try:
-        _reserve_rows(queue=queue, batch=batch, ids=ids, sent_by=sent_by)
+        _reserve_rows(queue=queue, batch=chosen, sent_by=sent_by)
     except DatabaseError as exc:
         # A refusal like any other, so that every caller (the admin, the poll
         # scheduler) handles it as one: nothing was sent.
         raise errors.DatabaseUnavailable("The database could not be reached; nothing was sent.") from exc
 
 
-def _reserve_rows(*, queue: str, batch: list[OutgoingMessage], ids: list[str], sent_by) -> None:
-    chosen = [m.body["id"] for m in batch if m.caller_chose_id]
+def _reserve_rows(*, queue: str, batch: list[OutgoingMessage], sent_by) -> None:
+    ids = [m.body["id"] for m in batch]
     with transaction.atomic():
-        existing = (
-            {
-                str(m.standard_id): m
-                for m in Message.objects.select_for_update().filter(queue=queue, standard_id__in=chosen)
-            }
-            if chosen
-            else {}
-        )
+        existing = {
+            str(m.standard_id): m
+            for m in Message.objects.select_for_update().filter(queue=queue, standard_id__in=ids)
+        }
         new_rows = []
         for outgoing in batch:
             record = existing.get(outgoing.body["id"])
             if record is None:
-                record = Message(
-                    standard_id=outgoing.body["id"],
-                    queue=queue,
-                    body=outgoing.body,
-                    attributes=outgoing.attributes,
-                    task_type=_str(outgoing.body.get("task_type")),
-                    priority=_str(outgoing.body.get("priority")),
-                    correlation_id=_str(outgoing.body.get("correlation_id"))[:128],
-                    source=outgoing.body["source"],
-                    sent_by=sent_by,
-                    status=MessageStatus.PENDING,
-                )
+                record = _history_row(outgoing, queue=queue, sent_by=sent_by, status=MessageStatus.PENDING)
                 new_rows.append(record)
             elif record.status != MessageStatus.PENDING:
                 # A client retrying a send it thinks was lost: answer with the
@@ -215,60 +225,152 @@ def _reserve_rows(*, queue: str, batch: list[OutgoingMessage], ids: list[str], s
             ) from exc
 
 
+def _history_row(outgoing: OutgoingMessage, *, queue: str, sent_by, status: str, sent_at=None) -> Message:
+    body = outgoing.body
+    return Message(
+        standard_id=body["id"],
+        queue=queue,
+        body=body,
+        attributes=outgoing.attributes,
+        task_type=_str(body.get("task_type")),
+        priority=_str(body.get("priority")),
+        correlation_id=_str(body.get("correlation_id"))[:128],
+        source=body["source"],
+        sent_by=sent_by,
+        status=status,
+        sqs_message_id=outgoing.message_id,
+        sent_at=sent_at,
+    )
+
+
 def _release(batch: list[OutgoingMessage]) -> None:
-    """SQS refused these: remove their pending rows so nothing stays half-written."""
+    """SQS refused these: remove their pending rows so nothing stays half-written.
+
+    Only reserved rows exist at this point; a fresh id has no row until SQS accepted it.
+    """
     pks = [m.record.pk for m in batch if m.record and m.record.pk and not m.duplicate]
     if pks:
         Message.objects.filter(pk__in=pks, status=MessageStatus.PENDING).delete()
 
 
-def _confirm(batch: list[OutgoingMessage], *, actor: str, sent_at) -> None:
-    """Mark the rows sent (step 3). Never raises: SQS has the messages already.
+def _record_sent(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
+    """Write the history of messages SQS accepted. Never raises: SQS has them already.
+
+    A message whose row or event is missing after a failure here is recorded
+    when next seen (see the module's docstring), as if the whole write had failed.
+    """
+    if not batch:
+        return
+    for outgoing in batch:
+        MESSAGES_SENT.labels(queue=queue, source=outgoing.body["source"]).inc()
+    try:
+        if len(batch) == 1:
+            _record_one_sent(batch[0], queue=queue, sent_by=sent_by, sent_at=sent_at)
+        else:
+            _record_many_sent(batch, queue=queue, sent_by=sent_by, sent_at=sent_at)
+    except DatabaseError:
+        logger.exception(
+            "SQS accepted messages but their history could not be written; it is recorded when "
+            "they are next seen",
+            extra={"sqs_message_ids": [m.message_id for m in batch]},
+        )
+
+
+def _record_one_sent(outgoing: OutgoingMessage, *, queue: str, sent_by, sent_at) -> None:
+    """Two statements, the row and its `sent` event, and no transaction around them.
+
+    A transaction would cost a BEGIN and a COMMIT round trip for nothing: a
+    crash between the two statements leaves a `sent` row without its `sent`
+    event, which loses no message and breaks no order (the timeline only misses
+    that line).
+    """
+    with _savepoint_if_nested():
+        if outgoing.record is None:
+            _insert_sent_rows([outgoing], queue=queue, sent_by=sent_by, sent_at=sent_at)
+        else:
+            _confirm_reserved_rows([outgoing], sent_at=sent_at)
+        _insert_sent_events([outgoing], sent_by=sent_by, sent_at=sent_at)
+
+
+def _record_many_sent(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
+    """A batch's rows and events in one transaction: one BEGIN and COMMIT shared by up to ten messages."""
+    fresh = [m for m in batch if m.record is None]
+    reserved = [m for m in batch if m.record is not None]
+    with transaction.atomic():
+        _insert_sent_rows(fresh, queue=queue, sent_by=sent_by, sent_at=sent_at)
+        if reserved:
+            _confirm_reserved_rows(reserved, sent_at=sent_at)
+        _insert_sent_events(batch, sent_by=sent_by, sent_at=sent_at)
+
+
+def _insert_sent_rows(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
+    """Insert the rows of fresh ids as `sent`, or complete the rows a worker already made.
+
+    A worker that takes a message off the queue before this insert lands
+    creates its row from the body, with the same (queue, standard_id). On that
+    unique constraint the insert becomes an update of the sender's own fields
+    (who sent it, when): the row keeps the worker's status, never moved
+    backwards, and its id comes back either way, for the `sent` event.
+    """
+    rows = [
+        _history_row(m, queue=queue, sent_by=sent_by, status=MessageStatus.SENT, sent_at=sent_at)
+        for m in batch
+    ]
+    insert_rows(rows, on_conflict=("queue", "standard_id"), update=("sent_by", "sent_at", "updated_at"))
+    for outgoing, row in zip(batch, rows, strict=True):
+        outgoing.record = row
+
+
+def _insert_sent_events(batch: list[OutgoingMessage], *, sent_by, sent_at) -> None:
+    actor = _actor(sent_by)
+    insert_rows(
+        [
+            MessageEvent(
+                message=m.record,
+                kind=EventKind.SENT,
+                at=sent_at,
+                actor=actor,
+                detail={"sqs_message_id": m.message_id},
+            )
+            for m in batch
+        ]
+    )
+
+
+def _confirm_reserved_rows(batch: list[OutgoingMessage], *, sent_at) -> None:
+    """Mark reserved rows sent, with SQS's MessageIds.
 
     A worker may take a message off the queue before this runs, and move its
     row on (received, processing, even succeeded). So the status goes to
-    `sent` only from `pending`, and the `sent` event is dated when the send
-    began, before any worker can have seen the message: the timeline stays in order.
+    `sent` only from `pending`.
     """
     records = []
     for outgoing in batch:
-        MESSAGES_SENT.labels(queue=outgoing.body["queue"], source=outgoing.body["source"]).inc()
         record = outgoing.record
         record.sqs_message_id = outgoing.message_id
         record.sent_at = sent_at
         records.append(record)
-    try:
+    Message.objects.filter(pk__in=[r.pk for r in records]).update(
+        sqs_message_id=Case(*[When(pk=r.pk, then=Value(r.sqs_message_id)) for r in records]),
+        status=Case(When(status=MessageStatus.PENDING, then=Value(MessageStatus.SENT)), default=F("status")),
+        sent_at=sent_at,
+        updated_at=timezone.now(),
+    )
+
+
+@contextlib.contextmanager
+def _savepoint_if_nested():
+    """A savepoint when the caller has a transaction open, else nothing.
+
+    PostgreSQL aborts a whole transaction on the first failed statement; a
+    savepoint keeps a failed history write from breaking the caller's. Outside
+    a transaction each statement commits on its own, with no round trip added.
+    """
+    if connection.in_atomic_block:
         with transaction.atomic():
-            if connection.vendor == "postgresql":
-                # Losing this commit in a crash is already handled (the row stays
-                # pending and is settled when next seen), so it need not wait for
-                # the WAL flush: one fsync less on every send.
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL synchronous_commit = off")
-            Message.objects.filter(pk__in=[r.pk for r in records]).update(
-                sqs_message_id=Case(*[When(pk=r.pk, then=Value(r.sqs_message_id)) for r in records]),
-                status=Case(
-                    When(status=MessageStatus.PENDING, then=Value(MessageStatus.SENT)), default=F("status")
-                ),
-                sent_at=sent_at,
-                updated_at=timezone.now(),
-            )
-            MessageEvent.objects.bulk_create(
-                MessageEvent(
-                    message=record,
-                    kind=EventKind.SENT,
-                    at=sent_at,
-                    actor=actor,
-                    detail={"sqs_message_id": record.sqs_message_id},
-                )
-                for record in records
-            )
-    except DatabaseError:
-        logger.exception(
-            "SQS accepted messages but their history could not be confirmed; they stay "
-            "pending until seen again",
-            extra={"sqs_message_ids": [r.sqs_message_id for r in records]},
-        )
+            yield
+    else:
+        yield
 
 
 def _str(value) -> str:
@@ -290,11 +392,28 @@ class DeliveredMessage:
 
 
 def parse_body(raw: str) -> object:
-    """The body as JSON when it is JSON, else the raw string (other producers)."""
+    """The body as JSON when it is JSON Wipsie can keep, else the raw string (other producers).
+
+    JSON that cannot be stored or handled (a NUL character, a number out of
+    range, nesting too deep: see body_problem) is kept as the raw string it
+    arrived as, so that it is still recorded, failed with a reason, and kept.
+    """
     try:
-        return json.loads(raw)
-    except ValueError:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
         return raw
+    return raw if json_problem(value) else value
+
+
+def body_problem(raw: str) -> str | None:
+    """Why a body that is JSON cannot be handled as JSON; None when it can (or is not JSON)."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        return f"nesting deeper than {MAX_JSON_DEPTH} levels"
+    except ValueError:
+        return None
+    return json_problem(value)
 
 
 def messages_receive(

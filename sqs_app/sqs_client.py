@@ -316,6 +316,14 @@ def change_visibility_batch(*, url: str, receipt_handles: list[str], seconds: in
     return {receipt_handles[int(failed["Id"])] for failed in response.get("Failed", [])}
 
 
+def delete_message_batch(*, url: str, receipt_handles: list[str]) -> set[str]:
+    """Delete up to ten received messages in one call; returns the handles SQS refused."""
+    entries = [{"Id": str(index), "ReceiptHandle": handle} for index, handle in enumerate(receipt_handles)]
+    with translated_errors(queue=url.rsplit("/", 1)[-1]):
+        response = get_client().delete_message_batch(QueueUrl=url, Entries=entries)
+    return {receipt_handles[int(failed["Id"])] for failed in response.get("Failed", [])}
+
+
 def worker_queue_urls() -> dict[str, str]:
     """Logical name -> URL of every queue a worker may consume: the four, and Celery's own.
 

@@ -16,22 +16,37 @@ Three changes to the stock channel, each for a reason measured here
 - **A rejected message is left to SQS**, never deleted and never
   re-published: Wipsie decides its visibility (a retry's backoff, a
   duplicate's wait) before rejecting it (tasks_app.worker.MessageRequest).
+- **Deletes are batched.** An acknowledged message (its outcome recorded)
+  is deleted with DeleteMessageBatch, ten at a time or after
+  `DELETE_BATCH_WINDOW` seconds, instead of one synchronous DeleteMessage per
+  task inside the event loop. A worker that dies in that window leaves
+  messages whose outcome is recorded: they come back and are deleted as
+  duplicates.
 - **A failed receive is an empty receive.** kombu's asynchronous receive
   hands `[]` instead of a response to its callback after a timeout or a 5xx,
   and the stock channel then dies with `AttributeError` and never polls
   again ("goes deaf").
+- **A consumer that stops polling is noticed.** Each poll touches the
+  heartbeat file (tasks_app.heartbeat); a watchdog thread exits the process
+  when no poll started for WIPSIE_WORKER_STALL_SECONDS, so that its
+  supervisor starts a worker that consumes, instead of a live one that does not.
 """
 
 import logging
+import os
+import threading
 from time import monotonic
 
-from kombu.transport import SQS
+from kombu.transport import SQS, virtual
 
 logger = logging.getLogger(__name__)
 
 # Extend a held message's visibility when less than this share of the
 # timeout is left; the timer runs about three times per timeout.
 EXTEND_WHEN_LEFT = 0.5
+# How long an acknowledged message may wait for others to share its delete call.
+DELETE_BATCH_WINDOW = 0.05
+HEARTBEAT_EVERY = 1.0  # seconds between touches of the heartbeat file
 
 
 class Channel(SQS.Channel):
@@ -41,6 +56,12 @@ class Channel(SQS.Channel):
         self._wipsie_queue_urls = None
         # receipt handle -> (queue URL, SQS MessageId, monotonic time its visibility ends)
         self._held: dict[str, tuple[str, str, float]] = {}
+        # queue URL -> receipt handles acknowledged but not deleted yet
+        self._pending_deletes: dict[str, list[str]] = {}
+        self._delete_timer = None
+        self._last_poll = monotonic()
+        self._last_beat = 0.0
+        self._watchdog: threading.Event | None = None
         super().__init__(*args, **kwargs)
 
     @property
@@ -56,6 +77,43 @@ class Channel(SQS.Channel):
     def canonical_queue_name(self, queue_name):
         # Logical names are the keys of predefined_queues; no prefix games.
         return queue_name
+
+    def _schedule_queue(self, queue):
+        now = monotonic()
+        self._last_poll = now
+        if now - self._last_beat >= HEARTBEAT_EVERY:
+            from . import heartbeat
+
+            heartbeat.beat()
+            self._last_beat = now
+        return super()._schedule_queue(queue)
+
+    def basic_consume(self, queue, *args, **kwargs):
+        self._start_watchdog()
+        return super().basic_consume(queue, *args, **kwargs)
+
+    def _start_watchdog(self) -> None:
+        from django.conf import settings
+
+        stall = settings.WIPSIE_WORKER_STALL_SECONDS
+        if self._watchdog is not None or not stall or self.hub is None:
+            return
+        self._watchdog = stop = threading.Event()
+
+        def watch():
+            while not stop.wait(min(5.0, stall / 4)):
+                silent = monotonic() - self._last_poll
+                if silent > stall:
+                    logger.critical(
+                        "The consumer has not polled SQS for %.0f s (limit %s s); exiting so that the "
+                        "supervisor starts a worker that does",
+                        silent,
+                        stall,
+                    )
+                    logging.shutdown()
+                    os._exit(70)  # EX_SOFTWARE: the hub is stuck, a clean shutdown cannot be relied on
+
+        threading.Thread(target=watch, name="wipsie-consumer-watchdog", daemon=True).start()
 
     def _on_messages_ready(self, queue, qname, messages):
         if not isinstance(messages, dict):
@@ -84,7 +142,41 @@ class Channel(SQS.Channel):
 
     def basic_ack(self, delivery_tag, multiple=False):
         self._held.pop(delivery_tag, None)
-        return super().basic_ack(delivery_tag, multiple=multiple)
+        try:
+            url = self.qos.get(delivery_tag).delivery_info["sqs_queue"]
+        except KeyError:
+            return super().basic_ack(delivery_tag, multiple=multiple)
+        # Free the prefetch slot now; the delete itself joins the next batch.
+        virtual.Channel.basic_ack(self, delivery_tag, multiple=multiple)
+        pending = self._pending_deletes.setdefault(url, [])
+        pending.append(delivery_tag)
+        if len(pending) >= 10:
+            self._flush_deletes(url)
+        elif self._delete_timer is None and self.hub is not None:
+            self._delete_timer = self.hub.call_later(DELETE_BATCH_WINDOW, self.flush_deletes)
+        elif self.hub is None:
+            self.flush_deletes()
+
+    def flush_deletes(self):
+        self._delete_timer = None
+        for url in list(self._pending_deletes):
+            self._flush_deletes(url)
+
+    def _flush_deletes(self, url: str) -> None:
+        from sqs_app import sqs_client
+        from sqs_app.errors import WipsieError
+
+        handles = self._pending_deletes.pop(url, [])
+        for start in range(0, len(handles), 10):
+            chunk = handles[start : start + 10]
+            try:
+                refused = sqs_client.delete_message_batch(url=url, receipt_handles=chunk)
+            except WipsieError as exc:
+                # Their outcomes are recorded: when they come back they are deleted as duplicates.
+                logger.warning("Could not delete %d processed message(s): %s", len(chunk), exc)
+                continue
+            if refused:
+                logger.info("SQS refused to delete %d processed message(s) (stale receipt)", len(refused))
 
     def basic_reject(self, delivery_tag, requeue=False):
         """Forget the delivery; SQS shows the message again when its visibility ends.
@@ -141,6 +233,12 @@ class Channel(SQS.Channel):
                 logger.exception("Could not renew the leases of %d message(s)", len(extended_ids))
 
     def close(self):
+        if self._watchdog is not None:
+            self._watchdog.set()  # shutting down: polls stop on purpose
+        self.flush_deletes()
+        if self._delete_timer is not None:
+            self._delete_timer.cancel()
+            self._delete_timer = None
         if self._visibility_timer is not None:
             self._visibility_timer.cancel()
             self._visibility_timer = None

@@ -19,10 +19,10 @@ import logging
 from celery import Task, shared_task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 
 from sqs_app.errors import WipsieError
-from sqs_app.services import message_send
+from sqs_app.services import body_problem, message_send
 
 from . import lifecycle, polling
 from .errors import PermanentTaskError, TemporaryTaskError
@@ -59,6 +59,8 @@ class MessageTask(Task):
             data = validated_task_data(claim.body, task_type=task_type)
             result = HANDLERS[task_type](message=claim.body, data=data, record_pk=claim.pk)
         except (TemporaryTaskError, SoftTimeLimitExceeded, DatabaseError) as exc:
+            if isinstance(exc, DatabaseError):
+                _drop_broken_connection()
             self._retry_or_dead_letter(claim, exc)
         except PermanentTaskError as exc:
             self.recorded(lifecycle.message_failed, claim, error=str(exc))
@@ -82,6 +84,8 @@ class MessageTask(Task):
         try:
             return record_step(*args, **kwargs)
         except (WipsieError, DatabaseError) as exc:
+            if isinstance(exc, DatabaseError):
+                _drop_broken_connection()
             delivery = kwargs.get("delivery") or args[0].delivery
             delay = min(
                 UNRECORDED_RETRY_SECONDS * 2 ** max(0, delivery.receive_count - 1),
@@ -107,6 +111,18 @@ class MessageTask(Task):
         raise exc
 
 
+def _drop_broken_connection() -> None:
+    """After a database error, let the next statement reconnect instead of failing too.
+
+    Pool processes keep their connection across tasks (CELERY_DB_REUSE_MAX),
+    so a connection the database dropped would fail every later task; Django
+    closes it here if it is no longer usable (one SELECT 1, only after an error).
+    """
+    for conn in connections.all(initialized_only=True):
+        if not conn.in_atomic_block:  # inside a transaction (a test's), it is not ours to close
+            conn.close_if_unusable_or_obsolete()
+
+
 @shared_task(bind=True, base=MessageTask, name="data_polling")
 def data_polling(self, **delivery):
     return self.process(Delivery(**delivery), task_type="data_polling")
@@ -126,10 +142,14 @@ def notification(self, **delivery):
 def unroutable_message(self, **delivery):
     """A message no task family accepts: failed, with the reason, and kept in the DLQ."""
     delivery = Delivery(**delivery)
-    return self.process(delivery, task_type=None, unroutable=_unroutable_reason(delivery.body))
+    return self.process(delivery, task_type=None, unroutable=_unroutable_reason(delivery))
 
 
-def _unroutable_reason(body: object) -> str:
+def _unroutable_reason(delivery: Delivery) -> str:
+    problem = body_problem(delivery.raw_body)
+    if problem:
+        return f"the message body cannot be handled as JSON: {problem}"
+    body = delivery.body
     task_type = body.get("task_type") if isinstance(body, dict) else None
     if not task_type:
         return "the message has no task_type"

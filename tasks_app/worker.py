@@ -25,6 +25,7 @@ from celery.worker.request import Request
 
 from sqs_app import sqs_client
 from sqs_app.errors import WipsieError
+from sqs_app.services import parse_body
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +140,7 @@ def as_task_message(message) -> None:
 
 def route(raw_body: str) -> str:
     """The Celery task for a body: its task_type's family, or the unroutable task."""
-    try:
-        body = json.loads(raw_body)
-    except (ValueError, RecursionError):
-        return UNROUTABLE_TASK
+    body = parse_body(raw_body)  # a body Wipsie cannot keep as JSON comes back as a string
     task_type = body.get("task_type") if isinstance(body, dict) else None
     return FAMILY_TASKS.get(task_type, UNROUTABLE_TASK) if isinstance(task_type, str) else UNROUTABLE_TASK
 

@@ -175,3 +175,26 @@ def test_a_postgres_url_gets_a_psycopg_pool_sized_by_pool_size_and_max_overflow(
     assert shown["engine"] == "django.db.backends.postgresql"
     assert shown["options"]["pool"] == {"min_size": 4, "max_size": 10, "timeout": 10.0}
     assert shown["conn_max_age"] == 0
+
+
+def test_by_default_the_pool_keeps_one_connection_and_grows_to_the_servers_threads():
+    """A request holds one connection at most: more than the threads would never be used."""
+    default = shown_settings(DATABASE_URL="postgres://wipsie:pw@db.example:5432/wipsie")
+    eight_threads = shown_settings(
+        DATABASE_URL="postgres://wipsie:pw@db.example:5432/wipsie", GUNICORN_THREADS="8"
+    )
+
+    assert default["options"]["pool"] == {"min_size": 1, "max_size": 4, "timeout": 10.0}
+    assert eight_threads["options"]["pool"]["max_size"] == 8
+
+
+@pytest.mark.parametrize("seconds", ["61", "-1"])
+def test_the_user_cache_may_not_outlast_sixty_seconds(seconds):
+    result = run_django(
+        "import django; django.setup()",
+        SECRET_KEY="a-real-secret-for-this-test-only",
+        AUTH_USER_CACHE_SECONDS=seconds,
+    )
+
+    assert result.returncode != 0
+    assert "AUTH_USER_CACHE_SECONDS must be between 0 and 60" in result.stderr

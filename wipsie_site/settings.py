@@ -87,11 +87,13 @@ MIDDLEWARE = [
     # Serves the admin's static files under gunicorn, where Django itself won't.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "sqs_app.middleware.RequestSizeLimitMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, request.user and flash messages serve browsers (the admin, the
+    # browsable API); a /sqs call with a bearer token skips them.
+    "sqs_app.middleware.BrowserOnlySessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "sqs_app.middleware.BrowserOnlyAuthenticationMiddleware",
+    "sqs_app.middleware.BrowserOnlyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
@@ -119,13 +121,19 @@ TEMPLATES = [
 # --- Database ---------------------------------------------------------------
 
 DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=10)
-DATABASE_MAX_OVERFLOW = env.int("DATABASE_MAX_OVERFLOW", default=20)
+# A request holds at most one connection, so a process never needs more than
+# it has threads: gunicorn's GUNICORN_THREADS (the variable gunicorn.conf.py
+# reads, default 4), one for a Celery pool process. psycopg's pool keeps
+# DATABASE_POOL_SIZE connections open and opens up to DATABASE_MAX_OVERFLOW
+# more when threads wait for one (the spec's SQLAlchemy-style names), closing
+# them again after 10 idle minutes. The budget: k8s/configmap.yaml.
+DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=1)
+DATABASE_MAX_OVERFLOW = env.int(
+    "DATABASE_MAX_OVERFLOW", default=max(0, env.int("GUNICORN_THREADS", default=4) - DATABASE_POOL_SIZE)
+)
 
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # psycopg's pool keeps DATABASE_POOL_SIZE connections open and opens up to
-    # DATABASE_MAX_OVERFLOW more under load, the spec's SQLAlchemy-style names.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": DATABASE_POOL_SIZE,
         "max_size": DATABASE_POOL_SIZE + DATABASE_MAX_OVERFLOW,
@@ -180,7 +188,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # JWT first: its WWW-Authenticate header makes an anonymous request a 401.
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        # simplejwt's, with the user cached for AUTH_USER_CACHE_SECONDS (sqs_app/authentication.py).
+        "sqs_app.authentication.CachedUserJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -215,7 +224,16 @@ SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(hours=JWT_EXPIRATION_HOURS),
     "REFRESH_TOKEN_LIFETIME": timedelta(hours=env.int("JWT_REFRESH_EXPIRATION_HOURS", default=168)),
     "AUTH_HEADER_TYPES": ("Bearer",),
+    # Tokens carry a hash of the password hash, so that a password change
+    # refuses them (sqs_app.authentication checks it against the cached user).
+    "CHECK_REVOKE_TOKEN": True,
 }
+# How long an API process keeps an authenticated user instead of reading it on
+# every request; a password change or deactivation is refused within this time
+# in every process (at once in the one that saved it). At most 60 s.
+AUTH_USER_CACHE_SECONDS = env.int("AUTH_USER_CACHE_SECONDS", default=60)
+if not 0 <= AUTH_USER_CACHE_SECONDS <= 60:
+    raise ImproperlyConfigured("AUTH_USER_CACHE_SECONDS must be between 0 and 60")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Wipsie API",
@@ -382,6 +400,12 @@ WIPSIE_WORKER_QUEUES = env_list(
     "WIPSIE_WORKER_QUEUES", ["data_polling", "task_processing", "notifications", "celery"]
 )
 CELERY_TASK_QUEUES = [Queue(name) for name in WIPSIE_WORKER_QUEUES]
+# The consumer touches WIPSIE_HEARTBEAT_FILE (default /tmp/wipsie-heartbeat) on
+# every poll (tasks_app.heartbeat, which reads the variable itself): `python -m
+# tasks_app.heartbeat --max-age 60` is the worker's liveness probe. A worker
+# whose consumer has not polled for WIPSIE_WORKER_STALL_SECONDS exits (status
+# 70) so that its supervisor restarts it; 0 turns the watchdog off.
+WIPSIE_WORKER_STALL_SECONDS = env.float("WIPSIE_WORKER_STALL_SECONDS", default=120.0)
 # Retries wait TASK_RETRY_BASE_SECONDS * 2**(attempt - 1): 60 s, 120 s, 240 s by
 # default, on the message's own queue (a visibility change, never a copy).
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=60.0)

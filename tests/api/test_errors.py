@@ -187,10 +187,12 @@ def test_a_database_outage_while_authenticating_is_a_503_envelope(api_client, sq
     assert_error_envelope(response, 503, "DATABASE_UNAVAILABLE")
 
 
-def test_a_database_outage_refuses_a_send_before_it_reaches_sqs(api_client, sqs_untouched):
+def test_a_database_outage_refuses_a_send_with_a_chosen_id_before_it_reaches_sqs(api_client, sqs_untouched):
+    """Only a reservation can tell a retry from a new message: without the database, nothing is sent."""
     down = OperationalError("could not connect to server")
+    message = {"id": "6f1c1b7e-7d4e-4f57-9c55-3f8e1b2a9d10", "m": 1}
     with mock.patch.object(services.Message.objects, "bulk_create", side_effect=down):
-        response = api_client.post("/sqs/send", {"queue_name": "default", "message": {"m": 1}}, format="json")
+        response = api_client.post("/sqs/send", {"queue_name": "default", "message": message}, format="json")
 
     assert_error_envelope(response, 503, "DATABASE_UNAVAILABLE")
 

@@ -1,7 +1,8 @@
 """The write order of sending and receiving (sqs_app.services), against the moto server.
 
-Sending writes to the database, then SQS, then the database again; each
-failure in between must leave SQS and the history consistent.
+A fresh id goes to SQS first and then into the history in two statements; an
+id the caller chose is reserved first. Each failure in between must leave SQS
+and the history consistent, and the history complete once the message is seen.
 """
 
 import json
@@ -9,7 +10,8 @@ import uuid
 from unittest import mock
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 
 from sqs_app import errors, services, sqs_client
 from sqs_app.models import EventKind, Message, MessageEvent, MessageStatus
@@ -24,6 +26,11 @@ def send(message=None, **kwargs):
     return services.message_send(queue="default", message=message or {"message": "hi"}, **kwargs)
 
 
+def chosen(**message):
+    """A message whose StandardMessage id the caller chose (a client that may retry)."""
+    return {"id": str(uuid.uuid4()), "message": "chosen", **message}
+
+
 def confirm_fails():
     """The database goes away after SQS accepted the message: the confirming UPDATE fails."""
     return mock.patch("django.db.models.query.QuerySet.update", side_effect=DOWN)
@@ -34,10 +41,8 @@ def database_down():
     return mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=DOWN)
 
 
-# --- Sending -------------------------------------------------------------------------------
-
-
-def test_the_pending_row_is_written_before_sqs_is_asked(sqs):
+def statuses_when_sqs_is_asked():
+    """Patch SQS's send so that it notes the history's statuses at the moment it is called."""
     seen = []
     real = sqs_client.send_message
 
@@ -45,12 +50,161 @@ def test_the_pending_row_is_written_before_sqs_is_asked(sqs):
         seen.append(list(Message.objects.values_list("status", flat=True)))
         return real(**kwargs)
 
-    with mock.patch.object(sqs_client, "send_message", side_effect=send_and_look):
+    return seen, mock.patch.object(sqs_client, "send_message", side_effect=send_and_look)
+
+
+# --- Sending a fresh id ---------------------------------------------------------------------
+
+
+def test_a_fresh_id_goes_to_sqs_before_anything_is_written(boto_sqs):
+    seen, spy = statuses_when_sqs_is_asked()
+    with spy:
         outgoing = send()
 
-    assert seen == [[MessageStatus.PENDING]]
+    assert seen == [[]]
+    record = Message.objects.get()
+    assert record.status == MessageStatus.SENT
+    assert record.sqs_message_id == outgoing.message_id
+    assert outgoing.record.pk == record.pk
+    assert [e.kind for e in record.events.all()] == [EventKind.SENT]
+
+
+def test_a_fresh_send_writes_two_statements_and_no_transaction(boto_sqs, user):
+    send()  # the queue URL and the boto3 client, as in a warm server
+    with CaptureQueriesContext(connection) as queries:
+        send(sent_by=user)
+
+    # Inside the test's own transaction the write is wrapped in a savepoint (see the
+    # transactional test below for the bare statements): the two INSERTs and nothing else.
+    statements = [q["sql"].split()[0] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert statements == ["INSERT", "INSERT"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_a_fresh_send_is_exactly_two_round_trips(boto_sqs, user):
+    send()
+    with CaptureQueriesContext(connection) as queries:
+        send(sent_by=user)
+
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT", "INSERT"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_of_fresh_ids_is_one_transaction_of_two_statements_for_all_ten(boto_sqs):
+    batch = [
+        services.outgoing_message(queue="default", message={"message": str(i)}, attributes={}, source="api")
+        for i in range(10)
+    ]
+    send()
+    with CaptureQueriesContext(connection) as queries:
+        services.message_send_batch(queue="default", batch=batch)
+
+    statements = [q["sql"].split()[0] for q in queries.captured_queries]
+    assert statements == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
+    assert Message.objects.filter(status=MessageStatus.SENT).count() == 11
+    assert MessageEvent.objects.filter(kind=EventKind.SENT).count() == 11
+
+
+def test_a_database_down_after_sqs_accepted_a_fresh_id_still_reports_the_send(boto_sqs, caplog):
+    with database_down():
+        outgoing = send({"message": "accepted by SQS"})
+
+    assert outgoing.message_id
+    assert outgoing.error is None
+    assert message_count(boto_sqs) == 1
+    assert Message.objects.count() == 0
+    assert "could not be written" in caplog.text
+
+
+def test_a_fresh_id_whose_history_failed_is_recorded_when_next_received(boto_sqs):
+    with database_down():
+        outgoing = send({"message": "accepted by SQS"})
+
+    [delivered] = services.messages_receive(queue="default")
+
+    record = Message.objects.get()
+    assert delivered.record.pk == record.pk
+    assert record.sqs_message_id == outgoing.message_id
+    assert str(record.standard_id) == outgoing.body["id"]
+    assert record.status == MessageStatus.RECEIVED
+    assert [e.kind for e in record.events.all()] == [EventKind.RECEIVED]
+
+
+def test_a_row_a_worker_made_first_is_completed_not_moved_backwards(boto_sqs, user):
+    """The worker takes the message off the queue and finishes it before the API's insert lands."""
+    real = sqs_client.send_message
+
+    def sent_then_processed_at_once(**kwargs):
+        message_id = real(**kwargs)
+        record = services.message_record_received(
+            queue="default", sqs_message_id=message_id, body=json.loads(kwargs["body"]), actor="worker"
+        )
+        Message.objects.filter(pk=record.pk).update(status=MessageStatus.SUCCEEDED)
+        return message_id
+
+    with mock.patch.object(sqs_client, "send_message", side_effect=sent_then_processed_at_once):
+        outgoing = send(sent_by=user)
+
+    record = Message.objects.get()
+    assert outgoing.record.pk == record.pk
+    assert record.status == MessageStatus.SUCCEEDED
+    assert record.sent_by == user
+    assert record.sqs_message_id == outgoing.message_id
+    assert record.sent_at is not None
+    # The `sent` event is dated when the send began, before the worker's receive.
+    assert [e.kind for e in record.events.all()] == [EventKind.SENT, EventKind.RECEIVED]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_row_a_worker_made_first_keeps_its_status(boto_sqs, user):
+    real = sqs_client.send_message_batch
+
+    def sent_then_received_at_once(**kwargs):
+        results = real(**kwargs)
+        entry = next(e for e in kwargs["entries"] if e["Id"] == results[0].entry_id)
+        services.message_record_received(
+            queue="default",
+            sqs_message_id=results[0].message_id,
+            body=json.loads(entry["MessageBody"]),
+            actor="worker",
+        )
+        return results
+
+    batch = [
+        services.outgoing_message(queue="default", message={"message": str(i)}, attributes={}, source="api")
+        for i in range(3)
+    ]
+    with mock.patch.object(sqs_client, "send_message_batch", side_effect=sent_then_received_at_once):
+        services.message_send_batch(queue="default", batch=batch, sent_by=user)
+
+    assert Message.objects.count() == 3
+    assert sorted(Message.objects.values_list("status", flat=True)) == ["received", "sent", "sent"]
+    assert Message.objects.filter(sent_by=user).count() == 3
+    raced = Message.objects.get(status=MessageStatus.RECEIVED)
+    assert raced.pk in [m.record.pk for m in batch]
+    assert [e.kind for e in raced.events.all()] == [EventKind.SENT, EventKind.RECEIVED]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_event_write_leaves_the_sent_row_and_reports_the_send(boto_sqs):
+    with mock.patch.object(services, "_insert_sent_events", side_effect=DOWN):
+        outgoing = send()
+
+    assert outgoing.message_id
     assert Message.objects.get().status == MessageStatus.SENT
-    assert outgoing.record.sqs_message_id == outgoing.message_id
+    assert MessageEvent.objects.count() == 0
+
+
+def test_a_failed_history_write_does_not_break_the_callers_transaction(boto_sqs, user):
+    """The poll scheduler and the admin may send inside a transaction of their own."""
+    with mock.patch.object(services, "_insert_sent_events", side_effect=DOWN):
+        outgoing = send()
+
+    assert outgoing.message_id
+    # The test runs inside a transaction: the failed write was rolled back to its
+    # savepoint, whole, and the caller's transaction is still usable.
+    assert Message.objects.count() == 0
+    assert message_count(boto_sqs) == 1
 
 
 def test_sqs_refusing_the_send_leaves_no_history_row(boto_sqs):
@@ -65,8 +219,8 @@ def test_sqs_refusing_the_send_leaves_no_history_row(boto_sqs):
 
 def test_sqs_refusing_a_batch_leaves_no_history_rows(boto_sqs):
     batch = [
-        services.outgoing_message(queue="default", message={"message": str(i)}, attributes={}, source="api")
-        for i in range(3)
+        services.outgoing_message(queue="default", message=message, attributes={}, source="api")
+        for message in ({"message": "fresh"}, chosen(), {"message": "fresh too"})
     ]
     boto_sqs.delete_queue(QueueUrl=boto_queue_url(boto_sqs))
 
@@ -82,14 +236,27 @@ def test_sqs_unreachable_leaves_no_history_row(sqs, settings):
     sqs_client.reset()
 
     with pytest.raises(errors.SQSUnavailable):
-        send()
+        send(chosen())
 
     assert Message.objects.count() == 0
 
 
-def test_a_database_down_before_sending_refuses_the_send_and_nothing_reaches_sqs(boto_sqs):
+# --- Sending an id the caller chose -------------------------------------------------------------
+
+
+def test_a_chosen_id_is_reserved_pending_before_sqs_is_asked(boto_sqs):
+    seen, spy = statuses_when_sqs_is_asked()
+    with spy:
+        outgoing = send(chosen())
+
+    assert seen == [[MessageStatus.PENDING]]
+    assert Message.objects.get().status == MessageStatus.SENT
+    assert outgoing.record.sqs_message_id == outgoing.message_id
+
+
+def test_a_database_down_before_sending_a_chosen_id_refuses_it_and_nothing_reaches_sqs(boto_sqs):
     with database_down(), pytest.raises(errors.DatabaseUnavailable) as caught:
-        send()
+        send(chosen())
 
     assert caught.value.status_code == 503
     assert message_count(boto_sqs) == 0
@@ -98,7 +265,7 @@ def test_a_database_down_before_sending_refuses_the_send_and_nothing_reaches_sqs
 
 def test_a_database_failure_at_the_confirm_step_still_reports_the_send(boto_sqs):
     with confirm_fails():
-        outgoing = send({"message": "accepted by SQS"})
+        outgoing = send(chosen(message="accepted by SQS"))
 
     assert outgoing.message_id
     assert outgoing.error is None
@@ -112,7 +279,7 @@ def test_a_database_failure_at_the_confirm_step_still_reports_the_send(boto_sqs)
 
 def test_a_later_receive_settles_the_pending_row_by_its_standard_message_id(boto_sqs):
     with confirm_fails():
-        outgoing = send({"message": "accepted by SQS"})
+        outgoing = send(chosen(message="accepted by SQS"))
 
     [delivered] = services.messages_receive(queue="default")
 
@@ -124,16 +291,8 @@ def test_a_later_receive_settles_the_pending_row_by_its_standard_message_id(boto
     assert [e.kind for e in record.events.all()] == [EventKind.RECEIVED]
 
 
-def test_a_failed_event_write_at_the_confirm_step_rolls_back_the_row_too(boto_sqs):
-    with mock.patch.object(MessageEvent.objects, "bulk_create", side_effect=DOWN):
-        outgoing = send()
-
-    assert outgoing.message_id
-    assert Message.objects.get().status == MessageStatus.PENDING
-
-
 def test_resending_the_same_id_is_not_sent_twice(boto_sqs, user):
-    message = {"id": str(uuid.uuid4()), "message": "once"}
+    message = chosen(message="once")
     first = send(message, sent_by=user)
 
     with mock.patch.object(sqs_client, "send_message", wraps=sqs_client.send_message) as sqs_send:
@@ -148,6 +307,20 @@ def test_resending_the_same_id_is_not_sent_twice(boto_sqs, user):
     assert [e.kind for e in Message.objects.get().events.all()] == [EventKind.SENT]
 
 
+def test_resending_an_id_a_batch_sent_fresh_is_not_sent_twice(boto_sqs):
+    """A batch answers with each message's id: a client may retry with it."""
+    [outgoing] = services.message_send_batch(
+        queue="default",
+        batch=[services.outgoing_message(queue="default", message={"m": 1}, attributes={}, source="api")],
+    )
+
+    again = send({"id": outgoing.body["id"], "m": 1})
+
+    assert again.duplicate
+    assert again.message_id == outgoing.message_id
+    assert message_count(boto_sqs) == 1
+
+
 def test_the_same_id_may_be_sent_to_another_queue(boto_sqs):
     message_id = str(uuid.uuid4())
 
@@ -159,7 +332,7 @@ def test_the_same_id_may_be_sent_to_another_queue(boto_sqs):
 
 
 def test_a_row_left_pending_by_a_crash_before_sending_is_sent_on_retry(boto_sqs):
-    message = {"id": str(uuid.uuid4()), "message": "retry me"}
+    message = chosen(message="retry me")
     with (
         mock.patch.object(sqs_client, "send_message", side_effect=SystemExit),
         pytest.raises(SystemExit),
@@ -172,6 +345,22 @@ def test_a_row_left_pending_by_a_crash_before_sending_is_sent_on_retry(boto_sqs)
     assert not outgoing.duplicate
     assert Message.objects.get().status == MessageStatus.SENT
     assert message_count(boto_sqs) == 1
+
+
+def test_a_batch_mixing_fresh_and_chosen_ids_records_each_once(boto_sqs, user):
+    repeat = chosen()
+    send(dict(repeat), sent_by=user)
+    batch = [
+        services.outgoing_message(queue="default", message=message, attributes={}, source="api")
+        for message in ({"message": "fresh"}, chosen(), dict(repeat))
+    ]
+
+    services.message_send_batch(queue="default", batch=batch, sent_by=user)
+
+    assert [m.duplicate for m in batch] == [False, False, True]
+    assert message_count(boto_sqs) == 3
+    assert Message.objects.filter(status=MessageStatus.SENT, sent_by=user).count() == 3
+    assert MessageEvent.objects.filter(kind=EventKind.SENT).count() == 3
 
 
 def test_two_ids_alike_in_one_batch_are_refused(sqs):

@@ -114,6 +114,26 @@ def test_a_claim_of_a_known_message_is_one_statement():
     assert len(queries) == 1, [q["sql"] for q in queries]
 
 
+def test_the_first_receipt_of_another_producers_message_is_one_statement():
+    with CaptureQueriesContext(connection) as queries:
+        result = claim('{"task_type": "notification"}', sqs_message_id="lambda-1")
+
+    assert result.claimed
+    assert len(queries) == 1, [q["sql"] for q in queries]
+
+
+def test_a_row_written_under_the_claim_is_claimed_by_its_update_instead():
+    # The API's row for a StandardMessage exists, but this delivery looks like a first receipt.
+    body = standard_body() | {"source": "lambda"}
+    Message.objects.create(queue=QUEUE, standard_id=body["id"], body=body, status=MessageStatus.SENT)
+
+    result = claim(json.dumps(body), sqs_message_id="sqs-7")
+
+    assert result.claimed
+    record = Message.objects.get()
+    assert (record.status, record.sqs_message_id, record.attempts) == (MessageStatus.PROCESSING, "sqs-7", 1)
+
+
 def test_a_message_with_a_standard_id_on_another_queue_is_a_different_message():
     body = json.dumps(standard_body())
     claim(body)

@@ -458,3 +458,38 @@ def test_a_claim_the_database_refuses_leaves_the_message_on_its_queue_longer_eac
 
     assert delays == [10, 20, 40]
     assert not Message.objects.exists()
+
+
+# --- Poison messages from other producers ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ('{"task_type": "processing", "data": {"note": "\\u0000"}}', "a NUL character at data.note"),
+        ('{"task_type": "processing", "data": {"n": 1e400}}', "a number out of range at data.n"),
+        (
+            '{"task_type": "processing", "d": ' + "[" * 5000 + "]" * 5000 + "}",
+            "nesting deeper than 64 levels",
+        ),
+    ],
+)
+def test_a_poison_message_is_recorded_as_failed_with_the_reason_and_kept_in_the_dlq(
+    sqs, boto_sqs, raw, reason
+):
+    from tasks_app.worker import route
+
+    kwargs = delivery(raw)
+    task = getattr(tasks, route(raw))
+
+    result = run(task, kwargs)
+
+    assert task is tasks.unroutable_message
+    assert result.state == "SUCCESS"  # recorded and acknowledged: it never comes back to stall a worker
+    record = row(kwargs)
+    assert record.status == MessageStatus.FAILED
+    assert record.last_error == f"the message body cannot be handled as JSON: {reason}"
+    assert record.body == raw  # visible in history as it arrived
+    url = boto_sqs.get_queue_url(QueueName=queue_spec(QUEUE).dlq_name)["QueueUrl"]
+    [dead] = boto_sqs.receive_message(QueueUrl=url, VisibilityTimeout=60)["Messages"]
+    assert dead["Body"] == raw  # kept byte for byte, for a replay once the producer is fixed

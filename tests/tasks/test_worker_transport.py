@@ -7,6 +7,9 @@ The transport is exercised on the moto server through a real kombu connection.
 """
 
 import json
+import os
+import subprocess
+import sys
 import time
 from datetime import timedelta
 from types import SimpleNamespace
@@ -17,7 +20,7 @@ from django.utils import timezone
 from kombu import Connection
 
 from sqs_app.models import Message, MessageStatus
-from tasks_app import worker
+from tasks_app import heartbeat, worker
 from tasks_app.sqs_transport import Channel
 from tests.helpers import boto_queue_url, notification, worker_claim
 
@@ -201,3 +204,83 @@ def test_return_to_queue_keeps_its_delay_across_processes():
     back = pickle.loads(pickle.dumps(worker.ReturnToQueue("retry 1 in 60 s", delay=60)))  # noqa: S301
 
     assert (back.delay, back.requeue, back.reason) == (60, True, "retry 1 in 60 s")
+
+
+class FakeHub:
+    """Records the timers a channel sets instead of running an event loop."""
+
+    def __init__(self):
+        self.later = []
+
+    def call_later(self, delay, callback, *args):
+        self.later.append((delay, callback))
+        return SimpleNamespace(cancel=lambda: None)
+
+    def call_repeatedly(self, delay, callback, *args):
+        return SimpleNamespace(cancel=lambda: None)
+
+
+def test_acknowledged_messages_are_deleted_together_in_one_batch(channel, boto_sqs):
+    url = boto_queue_url(boto_sqs, "notifications")
+    boto_sqs.send_message_batch(
+        QueueUrl=url, Entries=[{"Id": str(n), "MessageBody": f'{{"n": {n}}}'} for n in range(3)]
+    )
+    received = boto_sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=1)["Messages"]
+    assert len(received) == 3
+    channel.hub = FakeHub()
+    for message in received:
+        channel.qos._delivered[message["ReceiptHandle"]] = SimpleNamespace(
+            delivery_info={"sqs_message": message, "sqs_queue": url, "routing_key": "notifications"}
+        )
+        channel.basic_ack(message["ReceiptHandle"])
+
+    # Acknowledged (the prefetch slots are free) but not deleted yet: one timer for the batch.
+    assert len(channel.hub.later) == 1
+    assert all(message["ReceiptHandle"] in channel.qos._dirty for message in received)
+    [(delay, flush)] = channel.hub.later
+    flush()
+
+    time.sleep(1.5)  # past the visibility they were received with: deleted, not hidden
+    assert boto_sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []
+
+
+# --- The heartbeat and the watchdog ---------------------------------------------------------------
+
+
+def test_every_poll_touches_the_heartbeat_file(channel, tmp_path, monkeypatch):
+    beat = tmp_path / "heartbeat"
+    monkeypatch.setenv("WIPSIE_HEARTBEAT_FILE", str(beat))
+    channel._last_beat = 0.0
+
+    channel._schedule_queue("notifications")  # not consuming it: the poll is only scheduled
+
+    assert beat.exists()
+    assert heartbeat.main(["--max-age", "60", "--file", str(beat)]) == 0
+
+
+def test_the_probe_fails_when_the_heartbeat_is_old_or_missing(tmp_path, capsys):
+    beat = tmp_path / "heartbeat"
+    assert heartbeat.main(["--file", str(beat)]) == 1
+    assert "has not polled yet" in capsys.readouterr().out
+
+    beat.touch()
+    old = time.time() - 120
+    os.utime(beat, (old, old))
+
+    assert heartbeat.main(["--max-age", "60", "--file", str(beat)]) == 1
+    assert "stopped polling" in capsys.readouterr().out
+
+
+def test_the_probe_runs_without_django(tmp_path):
+    beat = tmp_path / "heartbeat"
+    beat.touch()
+
+    probe = subprocess.run(
+        [sys.executable, "-m", "tasks_app.heartbeat", "--max-age", "60"],
+        env={"PATH": "/usr/bin:/bin", "WIPSIE_HEARTBEAT_FILE": str(beat)},
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+    )
+
+    assert probe.returncode == 0, probe.stdout + probe.stderr

@@ -1,0 +1,119 @@
+"""Count the database statements of one send, through the whole API stack, in process.
+
+    python -m bench.statements <username>     (with the bench server's environment)
+
+Run by bench/run.py as a child process with the same environment as the web
+server (database, emulator, settings), so it sends to the same queues through
+the same middleware, authentication, view and service. It posts with Django's
+test client, so every statement is on the one connection it watches:
+
+- `round_trips`: every statement Django sent (django.test.utils.CaptureQueriesContext),
+  the BEGIN and COMMIT of each `transaction.atomic` block included (Django logs them
+  too, since 4.2): what the database is asked per send, each a round trip,
+- `transactions`: the COMMITs and ROLLBACKs among them.
+
+A warm-up request first fills the caches a running server has warm (the
+authenticated user, the queue URL, the boto3 client), so the figures are a
+steady-state request's. The result is one JSON document on stdout.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+REQUESTS = 50  # per path; the figures are averages, and every send is the same work
+
+
+def count_in_process(env: dict[str, str], *, username: str) -> dict[str, dict]:
+    """Run this module in a child process with `env`; its figures by path, or {} with a note."""
+    from . import procs
+
+    env = {**env, "ALLOWED_HOSTS": env.get("ALLOWED_HOSTS", "") + ",testserver"}
+    result = subprocess.run(
+        [str(procs.BIN / "python"), "-m", "bench.statements", username],
+        cwd=procs.ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-15:])
+        print(f"ERRORS   counting the statements per send failed:\n{tail}", flush=True)
+        return {}
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def _message(**extra) -> dict:
+    return {"task_type": "user_action", "priority": "medium", "message": "statement count", **extra}
+
+
+def _measure(client, connection, path: str, payloads: list[dict], messages_per_request: int) -> dict:
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        for payload in payloads:
+            response = client.post(path, payload, format="json")
+            if response.status_code != 200:
+                raise RuntimeError(f"{path} answered {response.status_code}: {response.content[:300]!r}")
+    messages = len(payloads) * messages_per_request
+    statements = [query["sql"].split(" ", 1)[0].upper() for query in queries.captured_queries]
+    transactions = statements.count("COMMIT") + statements.count("ROLLBACK")
+    return {
+        "requests": len(payloads),
+        "messages": messages,
+        "transactions_per_message": transactions / messages,
+        "round_trips_per_message": len(statements) / messages,
+        "statement_kinds": {kind: statements.count(kind) for kind in sorted(set(statements))},
+    }
+
+
+def main(username: str) -> dict[str, dict]:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wipsie_site.settings")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.db import connections
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    connection = connections["default"]
+    user = get_user_model().objects.get(username=username)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+    # Warm-up: the server's steady state (cached user, queue URL, boto3 client, pooled connection).
+    client.post("/sqs/send", {"queue_name": "default", "message": _message()}, format="json")
+
+    chosen = [str(uuid.uuid4()) for _ in range(REQUESTS)]
+    batch = {"queue_name": "default", "messages": [{"message": _message()} for _ in range(10)]}
+    return {
+        "send (fresh id)": _measure(
+            client,
+            connection,
+            "/sqs/send",
+            [{"queue_name": "default", "message": _message()} for _ in range(REQUESTS)],
+            1,
+        ),
+        "send (caller's id)": _measure(
+            client,
+            connection,
+            "/sqs/send",
+            [{"queue_name": "default", "message": _message(id=id_)} for id_ in chosen],
+            1,
+        ),
+        "send (same id again)": _measure(
+            client,
+            connection,
+            "/sqs/send",
+            [{"queue_name": "default", "message": _message(id=id_)} for id_ in chosen],
+            1,
+        ),
+        "send-batch (fresh ids)": _measure(client, connection, "/sqs/send-batch", [batch] * 10, 10),
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1])))

@@ -1,0 +1,110 @@
+"""End to end: a real worker through a TCP proxy that cuts its connection to SQS.
+
+kombu's stock SQS consumer dies on the failed receive an outage causes and
+the process lives on without consuming ("goes deaf"; ../shared/FACTS.md).
+Wipsie's worker must resume on its own once SQS is back.
+"""
+
+import json
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from sqs_app.models import Message, MessageEvent, MessageStatus
+from tests.proxy import TcpProxy
+
+from .conftest import wait_until
+from .test_worker import finished, send
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
+
+
+def processing(number: int) -> dict:
+    return {
+        "task_type": "processing",
+        "message": f"after outage {number}",
+        "data": {"operation": "analysis", "input_data": [{"v": number}], "output_format": "json"},
+    }
+
+
+@pytest.fixture
+def sqs_proxy(sqs):
+    moto = urlsplit(sqs)
+    proxy = TcpProxy(moto.hostname, moto.port).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.mark.parametrize("outage_seconds", [5, 40])
+def test_a_worker_resumes_consuming_after_sqs_comes_back(api_client, start_worker, sqs_proxy, outage_seconds):
+    endpoint = f"http://127.0.0.1:{sqs_proxy.port}"
+    worker = start_worker(AWS_ENDPOINT_URL_SQS=endpoint, CELERY_WAIT_TIME_SECONDS="2")
+    before = send(api_client, "task_processing", processing(0))
+    assert wait_until(lambda: finished(before)).status == MessageStatus.SUCCEEDED
+
+    sqs_proxy.cut()
+    time.sleep(outage_seconds)
+    sqs_proxy.restore()
+    after = send(api_client, "task_processing", processing(1))
+
+    # Back on its own: within the 30 s allowed, plus a long poll and a task.
+    message = wait_until(lambda: finished(after), timeout=45)
+    assert message.status == MessageStatus.SUCCEEDED, worker.log()
+    assert worker.process.poll() is None  # the same worker, still consuming
+
+
+@pytest.fixture
+def database_proxy(transactional_db):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("cuts a PostgreSQL connection (CI runs the suite on PostgreSQL)")
+    db = connection.settings_dict
+    proxy = TcpProxy(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)).start()
+    yield proxy
+    proxy.stop()
+
+
+def worker_database_url_through(proxy: TcpProxy) -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@127.0.0.1:{proxy.port}/{db['NAME']}"
+
+
+@pytest.mark.parametrize("outage_seconds", [20, 50])
+def test_no_message_is_lost_when_the_database_goes_away_during_processing(
+    start_worker, boto_sqs, database_proxy, outage_seconds
+):
+    worker = start_worker(DATABASE_URL=worker_database_url_through(database_proxy))
+    url = boto_sqs.get_queue_url(QueueName="wipsie-task-processing")["QueueUrl"]
+    ids = []
+    for start in range(0, 200, 10):
+        entries = [{"Id": str(n), "MessageBody": json.dumps(processing(start + n))} for n in range(10)]
+        ids += [
+            ok["MessageId"] for ok in boto_sqs.send_message_batch(QueueUrl=url, Entries=entries)["Successful"]
+        ]
+    assert len(ids) == 200
+
+    # Cut the database while the worker is in the middle of them.
+    wait_until(lambda: Message.objects.filter(status=MessageStatus.SUCCEEDED).count() >= 20, timeout=60)
+    database_proxy.cut()
+    time.sleep(outage_seconds)
+    database_proxy.restore()
+
+    def all_final():
+        done = Message.objects.filter(sqs_message_id__in=ids, status=MessageStatus.SUCCEEDED).count()
+        return done == 200
+
+    wait_until(all_final, timeout=240, interval=1.0)
+    assert worker.process.poll() is None, worker.log()
+    # Each message once: one row, one success, whatever was retried.
+    assert Message.objects.filter(sqs_message_id__in=ids).count() == 200
+    assert MessageEvent.objects.filter(message__sqs_message_id__in=ids, kind="succeeded").count() == 200
+    assert (
+        boto_sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[
+            "Attributes"
+        ]["ApproximateNumberOfMessages"]
+        == "0"
+    )
