@@ -7,6 +7,7 @@ never runs. Without them the browser tests are skipped, except in CI (CI set),
 where a missing browser is a failure: CI installs it.
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -153,11 +155,22 @@ class AdminPages:
         self.driver.set_window_size(1280, 900)
         return path.read_bytes()
 
-    def page_width_at(self, width: int) -> int:
-        """How wide the page lays itself out in a window `width` pixels wide (scrollWidth)."""
+    def page_width_at(self, width: int, *, slack: int = 20) -> int:
+        """How wide the page lays itself out in a window `width` pixels wide (scrollWidth).
+
+        Charts resize a moment after the window does (a ResizeObserver), so the
+        width is read again until it fits or the deadline passes.
+        """
         self.driver.set_window_size(width, 900)
+
+        def scroll_width(driver) -> int:
+            return driver.execute_script("return document.documentElement.scrollWidth")
+
+        # On a timeout the caller's assertion reports the width.
+        with contextlib.suppress(TimeoutException):
+            WebDriverWait(self.driver, WAIT_SECONDS).until(lambda d: scroll_width(d) <= width + slack)
         try:
-            return self.driver.execute_script("return document.documentElement.scrollWidth")
+            return scroll_width(self.driver)
         finally:
             self.driver.set_window_size(1280, 900)
 
