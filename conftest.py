@@ -12,9 +12,10 @@ import boto3
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from sqs_app import sqs_client
+from sqs_app.permissions import Action
+from tests.helpers import grant, jwt_client
 
 BIN = Path(sys.executable).parent
 
@@ -88,7 +89,20 @@ def boto_sqs(sqs):
 
 @pytest.fixture
 def user(django_user_model):
+    """alice: an ordinary user, with no Wipsie permission of her own."""
     return django_user_model.objects.create_user("alice", "alice@example.com", "wonderland-pass")
+
+
+@pytest.fixture
+def operator(user):
+    """alice, with every Wipsie permission (what the "Wipsie operators" group has)."""
+    return grant(user, *Action)
+
+
+@pytest.fixture
+def bob(django_user_model):
+    """An ordinary user with no Wipsie permission, beside alice."""
+    return django_user_model.objects.create_user("bob", "bob@example.com", "builder-pass-123")
 
 
 @pytest.fixture
@@ -102,9 +116,18 @@ def anon_client():
 
 
 @pytest.fixture
-def api_client(user):
-    """An API client carrying a real JWT for `alice`."""
-    client = APIClient()
-    token = RefreshToken.for_user(user).access_token
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    return client
+def operator_client(operator):
+    """An API client carrying a real JWT for alice as an operator (every Wipsie permission)."""
+    return jwt_client(operator)
+
+
+@pytest.fixture
+def api_client(operator_client):
+    """The client most tests use: alice as an operator (the same as `operator_client`)."""
+    return operator_client
+
+
+@pytest.fixture
+def bob_client(bob):
+    """An API client carrying a real JWT for bob, who has no Wipsie permission."""
+    return jwt_client(bob)

@@ -28,3 +28,9 @@ accesslog = None if _access_log.lower() in ("", "off", "none", "false") else _ac
 logger_class = "wipsie_site.access_log.JsonAccessLogger"
 errorlog = "-"
 reload = os.environ.get("API_RELOAD", "false").lower() in ("1", "true", "yes")
+# Let long URLs and headers through to Django, which refuses them in the error
+# envelope (414 over MAX_URL_BYTES, 431 over MAX_HEADER_BYTES) instead of
+# gunicorn's HTML page. 0 is gunicorn's "unlimited" request line, which it
+# caps at 1 MiB; a header may be up to 32 KiB.
+limit_request_line = 0
+limit_request_field_size = 32 * 1024

@@ -6,8 +6,12 @@ class SqsAppConfig(AppConfig):
     verbose_name = "SQS messages"
 
     def ready(self):
+        from django.contrib.auth import get_user_model
+
+        from . import tokens
         from .authentication import connect_signals
         from .metrics import register_collector
 
         register_collector()
         connect_signals()
+        tokens.connect(get_user_model())

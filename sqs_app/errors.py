@@ -13,7 +13,7 @@ import logging
 from datetime import UTC, datetime
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -105,6 +105,12 @@ class ActionNotPermitted(WipsieError):
     default_detail = "You do not have permission to do this."
 
 
+class CsrfFailed(WipsieError):
+    status_code = status.HTTP_403_FORBIDDEN
+    error_code = "CSRF_FAILED"
+    default_detail = "CSRF verification failed."
+
+
 class DatabaseUnavailable(WipsieError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     error_code = "DATABASE_UNAVAILABLE"
@@ -166,23 +172,50 @@ def validation_details(detail) -> dict:
     return {"fields": fields}
 
 
+def _unstorable(exc: Exception) -> ValidationFailed:
+    logger.warning("The database refused data from the request: %s", exc)
+    reason = "The request carries data the database cannot store."
+    return ValidationFailed(reason, details={"fields": {"non_field_errors": [reason]}})
+
+
+def _database_error(exc: Exception) -> Exception:
+    """A database error as what it means: an outage, bad data (4xx), or a bug (500).
+
+    Only a lost or refused connection is DATABASE_UNAVAILABLE. Data the
+    database refuses (a NUL in text, a value out of range) is the caller's
+    422, and an IntegrityError that no service turned into a domain error is
+    a bug: a logged 500.
+    """
+    cause = exc.__cause__ if isinstance(exc, DatabaseUnavailable) else exc
+    if isinstance(cause, DataError):
+        return _unstorable(cause)
+    if isinstance(cause, IntegrityError):
+        return cause
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return DatabaseUnavailable()
+    return exc
+
+
 def envelope_exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: every exception a view raises becomes the envelope."""
     from rest_framework.response import Response
 
     headers = {}
+    original = exc
     if isinstance(exc, Http404):
         exc = drf_exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
-    elif isinstance(exc, (OperationalError, InterfaceError)):
-        # The transaction was rolled back; say so plainly rather than a bare 500.
-        logger.exception("Database error while serving the request")
-        exc = DatabaseUnavailable()
+    else:
+        exc = _database_error(exc)
 
     if isinstance(exc, WipsieError):
         body = error_body(exc.error_code, exc.message, exc.details)
         status_code = exc.status_code
+        if status_code >= 500:
+            # Every 5xx says why in the log (the request id is on every line),
+            # with the underlying error the domain error was raised from.
+            logger.error("%s: %s", exc.error_code, exc.message, exc_info=original)
         if isinstance(exc, SQSThrottled):
             headers["Retry-After"] = "1"
     elif isinstance(exc, drf_exceptions.ValidationError):
@@ -206,7 +239,7 @@ def envelope_exception_handler(exc, context):
             headers["Retry-After"] = str(int(exc.wait))
     else:
         # Unexpected: log the traceback (with the request id) and leak nothing.
-        logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)
+        logger.error("Unhandled error in %s", context.get("view").__class__.__name__, exc_info=original)
         status_code = status.HTTP_500_INTERNAL_SERVER_ERROR
         body = error_body("INTERNAL_ERROR", "An internal error occurred.")
 

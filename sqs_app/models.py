@@ -6,10 +6,12 @@ append-only timeline: rows are added, never changed or removed.
 """
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import models
 from django.utils import timezone
 
 from .permissions import MESSAGE_PERMISSIONS
+from .queues import LOGICAL_QUEUES
 
 
 class MessageStatus(models.TextChoices):
@@ -124,3 +126,17 @@ class MessageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class QueueGrant(models.Model):
+    """Limits a group's members to some queues (see sqs_app.permissions for the rules)."""
+
+    group = models.ForeignKey(Group, on_delete=models.CASCADE, related_name="queue_grants")
+    queue = models.CharField(max_length=50, choices=[(name, name) for name in LOGICAL_QUEUES])
+
+    class Meta:
+        ordering = ["group__name", "queue"]
+        constraints = [models.UniqueConstraint(fields=["group", "queue"], name="unique_queue_grant")]
+
+    def __str__(self) -> str:
+        return f"{self.group}: {self.queue}"

@@ -6,8 +6,12 @@ validate through these serializers; nothing else restates a field.
 - `StandardMessageSerializer`: the envelope every Wipsie message carries.
 - `TASK_DATA_SCHEMAS`: the `data` of the three task families, by `task_type`.
 - `AttributesField`: caller attributes, turned into SQS message attributes.
+- `json_problems`, `json_text_depth_exceeds`: what no message may carry
+  (characters SQS refuses, non-finite numbers, nesting past `MAX_DEPTH`), for
+  every door: the workers can name the reason a foreign message is poison.
 """
 
+import math
 import re
 import uuid
 from datetime import UTC, datetime
@@ -16,6 +20,90 @@ from rest_framework import serializers
 
 PRIORITIES = ("low", "medium", "high")
 SOURCES = ("api", "lambda", "manual", "scheduler")
+
+
+# --- What no message may carry ------------------------------------------------------
+
+# Levels of objects and arrays a message may nest (the message itself is level 1).
+MAX_DEPTH = 64
+# A request body may nest this much deeper than its messages (a batch wraps each
+# message in three levels). Anything deeper is refused before it is parsed.
+MAX_REQUEST_DEPTH = MAX_DEPTH + 8
+# The characters SQS accepts in a message (#x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD
+# #x10000-#x10FFFF). NUL is not among them, and PostgreSQL refuses it too.
+_NOT_SQS_CHARACTER = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_MAX_PROBLEMS = 20  # enough to fix a message; a hostile one cannot make the answer huge
+
+
+def text_problem(text: str) -> str | None:
+    """Why SQS would refuse this text, or None."""
+    bad = _NOT_SQS_CHARACTER.search(text)
+    if bad is None:
+        return None
+    return f"Contains a character SQS does not accept (U+{ord(bad.group()):04X})."
+
+
+def json_problems(value, *, max_depth: int = MAX_DEPTH) -> list[tuple[tuple, str]]:
+    """Everything in a parsed JSON value that no message may carry, as (path, reason).
+
+    Walks with an explicit stack, never recursion, so any depth is safe to
+    look at; a value nested past `max_depth` is reported and not entered.
+    """
+    problems: list[tuple[tuple, str]] = []
+    stack = [((), value, 1)]
+    while stack and len(problems) < _MAX_PROBLEMS:
+        path, node, depth = stack.pop()
+        if isinstance(node, dict | list) and depth > max_depth:
+            problems.append((path, f"Nested deeper than {max_depth} levels."))
+        elif isinstance(node, dict):
+            for key, child in reversed(node.items()):
+                reason = text_problem(key) if isinstance(key, str) else None
+                if reason:
+                    problems.append((path + (key,), f"This key: {reason}"))
+                else:
+                    stack.append((path + (key,), child, depth + 1))
+        elif isinstance(node, list):
+            stack.extend(
+                (path + (index,), child, depth + 1) for index, child in reversed(list(enumerate(node)))
+            )
+        elif isinstance(node, str):
+            if reason := text_problem(node):
+                problems.append((path, reason))
+        elif isinstance(node, float) and not math.isfinite(node):
+            problems.append((path, "Numbers must be finite (this one is too large, or not a number)."))
+    return problems
+
+
+def problems_as_errors(problems: list[tuple[tuple, str]]) -> dict:
+    """(path, reason) pairs as DRF's nested error detail, which names each path."""
+    errors: dict = {}
+    for path, reason in problems:
+        node = errors
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node.setdefault(path[-1] if path else "non_field_errors", []).append(reason)
+    return errors
+
+
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def json_text_depth_exceeds(text: str, limit: int = MAX_REQUEST_DEPTH) -> bool:
+    """True when raw JSON nests deeper than `limit`, found without parsing (or recursing).
+
+    Strings are dropped first (their brackets do not count), then the
+    brackets are counted, stopping as soon as the limit is passed.
+    """
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if len(brackets) <= limit:
+        return False
+    depth = 0
+    for bracket in brackets:
+        depth += 1 if bracket in "[{" else -1
+        if depth > limit:
+            return True
+    return False
 
 
 # --- Task-specific data --------------------------------------------------------
@@ -113,6 +201,8 @@ class StandardMessageSerializer(serializers.Serializer):
     def to_internal_value(self, data):
         if not isinstance(data, dict):
             raise serializers.ValidationError({"non_field_errors": ["A message must be a JSON object."]})
+        if problems := json_problems(data):
+            raise serializers.ValidationError(problems_as_errors(problems))
         known = super().to_internal_value(data)
         schema = TASK_DATA_SCHEMAS.get(known.get("task_type", ""))
         if schema is not None:
@@ -172,7 +262,11 @@ class AttributesField(serializers.DictField):
             self.fail("too_many")
         sqs_attributes = {}
         for name, value in attributes.items():
-            if not _ATTRIBUTE_NAME.match(name) or name.lower().startswith(("aws.", "amazon.")):
+            if (
+                not isinstance(name, str)
+                or not _ATTRIBUTE_NAME.match(name)
+                or name.lower().startswith(("aws.", "amazon."))
+            ):
                 raise serializers.ValidationError({name: [self.error_messages["bad_name"]]})
             sqs_attributes[name] = _sqs_attribute(value, self.error_messages["bad_value"], name)
         return sqs_attributes
@@ -181,8 +275,12 @@ class AttributesField(serializers.DictField):
 def _sqs_attribute(value, error: str, name: str) -> dict:
     if isinstance(value, bool):
         return {"DataType": "String", "StringValue": "true" if value else "false"}
+    if isinstance(value, float) and not math.isfinite(value):
+        raise serializers.ValidationError({name: ["Numbers must be finite."]})
     if isinstance(value, int | float):
         return {"DataType": "Number", "StringValue": repr(value)}
+    if isinstance(value, str) and (reason := text_problem(value)):
+        raise serializers.ValidationError({name: [reason]})
     if isinstance(value, str) and value:
         return {"DataType": "String", "StringValue": value}
     if isinstance(value, str):

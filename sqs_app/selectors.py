@@ -9,9 +9,19 @@ from django.db.models import Count, Q, QuerySet
 from django.db.models.functions import TruncHour
 from django_celery_results.models import TaskResult
 
-from . import errors, sqs_client
+from . import errors, permissions, sqs_client
 from .models import Message, MessageStatus
+from .permissions import Action
 from .queues import LOGICAL_QUEUES
+
+
+def messages_visible_to(user) -> Q:
+    """The messages `user` may see: those they sent, and with VIEW_ALL those on their queues."""
+    own = Q(sent_by=user) if user is not None and user.is_authenticated else Q(pk__in=[])
+    if not permissions.allowed(user, Action.VIEW_ALL):
+        return own
+    queues = permissions.granted_queues(user)
+    return Q() if queues is None else own | Q(queue__in=queues)
 
 
 def message_list(
@@ -22,9 +32,15 @@ def message_list(
     correlation_id: str | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
+    visible_to=None,
 ) -> QuerySet[Message]:
-    """Messages, newest first, narrowed by whichever filters are given."""
+    """Messages, newest first, narrowed by whichever filters are given.
+
+    With `visible_to` (a user), only the messages that user may see.
+    """
     messages = Message.objects.select_related("sent_by")
+    if visible_to is not None:
+        messages = messages.filter(messages_visible_to(visible_to))
     if queue:
         messages = messages.filter(queue=queue)
     if status:
@@ -40,8 +56,12 @@ def message_list(
     return messages
 
 
-def message_get(*, message_id: str) -> Message:
-    """One message by SQS's MessageId or by its StandardMessage `id`, with its events."""
+def message_get(*, message_id: str, visible_to=None) -> Message:
+    """One message by SQS's MessageId or by its StandardMessage `id`, with its events.
+
+    With `visible_to` (a user), a message that user may not see is not found:
+    404 rather than 403, so that nobody learns which ids exist.
+    """
     match = Q(sqs_message_id=message_id)
     with contextlib.suppress(ValueError):  # not a UUID: it can only be SQS's id
         match |= Q(standard_id=uuid.UUID(message_id))
@@ -49,6 +69,7 @@ def message_get(*, message_id: str) -> Message:
         Message.objects.select_related("sent_by")
         .prefetch_related("events")
         .filter(match)
+        .filter(messages_visible_to(visible_to) if visible_to is not None else Q())
         .order_by("created_at")
         .first()
     )

@@ -44,11 +44,16 @@ from django.utils import timezone
 
 from . import errors, sqs_client
 from .inserts import insert_rows
-from .json_safety import MAX_JSON_DEPTH, json_problem
 from .metrics import MESSAGES_DELETED, MESSAGES_RECEIVED, MESSAGES_SENT
 from .models import EventKind, Message, MessageEvent, MessageStatus
 from .queues import LOGICAL_QUEUES, is_known_queue
-from .schemas import attributes_size, build_standard_message
+from .schemas import (
+    MAX_DEPTH,
+    attributes_size,
+    build_standard_message,
+    json_problems,
+    json_text_depth_exceeds,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -394,26 +399,32 @@ class DeliveredMessage:
 def parse_body(raw: str) -> object:
     """The body as JSON when it is JSON Wipsie can keep, else the raw string (other producers).
 
-    JSON that cannot be stored or handled (a NUL character, a number out of
-    range, nesting too deep: see body_problem) is kept as the raw string it
-    arrived as, so that it is still recorded, failed with a reason, and kept.
+    JSON that no message may carry (a NUL character, a number out of range,
+    nesting too deep: sqs_app.schemas.json_problems) is kept as the raw string
+    it arrived as, so that it is still recorded, failed with a reason, and kept.
     """
+    if json_text_depth_exceeds(raw, MAX_DEPTH):
+        return raw
     try:
         value = json.loads(raw)
-    except (ValueError, RecursionError):
+    except ValueError:
         return raw
-    return raw if json_problem(value) else value
+    return raw if json_problems(value) else value
 
 
 def body_problem(raw: str) -> str | None:
-    """Why a body that is JSON cannot be handled as JSON; None when it can (or is not JSON)."""
+    """Why a body that is JSON cannot be handled as JSON ("data.note: ..."); None when it can."""
+    if json_text_depth_exceeds(raw, MAX_DEPTH):
+        return f"Nested deeper than {MAX_DEPTH} levels."
     try:
-        value = json.loads(raw)
-    except RecursionError:
-        return f"nesting deeper than {MAX_JSON_DEPTH} levels"
+        problems = json_problems(json.loads(raw))
     except ValueError:
         return None
-    return json_problem(value)
+    if not problems:
+        return None
+    path, reason = problems[0]
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path).lstrip(".")
+    return f"{where}: {reason}" if where else reason
 
 
 def messages_receive(

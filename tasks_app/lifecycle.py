@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from sqs_app.inserts import insert_rows
 from sqs_app.models import EventKind, Message, MessageEvent, MessageStatus
 from sqs_app.services import dead_letter_send, message_record_new, parse_body, standard_id_of
 
@@ -167,9 +168,8 @@ def _probably_recorded(delivery: Delivery, body) -> bool:
 def _claim_new(delivery: Delivery, body, *, task_id, now, lease_until) -> tuple[int, int] | None:
     """A message Wipsie has no row for (another producer's, or the API's insert is not in yet).
 
-    INSERT ... ON CONFLICT DO NOTHING RETURNING: one statement, no
-    transaction; a row that exists already (under either unique key) is
-    claimed, or not, by `_claim_existing` instead.
+    One INSERT ... ON CONFLICT DO NOTHING, no transaction: a row that exists
+    already (under either unique key) is claimed, or not, by `_claim_existing`.
     """
     record = message_record_new(
         queue=delivery.queue,
@@ -184,20 +184,7 @@ def _claim_new(delivery: Delivery, body, *, task_id, now, lease_until) -> tuple[
     record.receive_count = delivery.receive_count
     record.celery_task_id = task_id
     record.processing_started_at = now
-    record.updated_at = now
-    fields = [field for field in Message._meta.concrete_fields if not field.primary_key]
-    quote = connection.ops.quote_name
-    # Names from the model, values as parameters.
-    sql = "INSERT INTO {table} ({columns}) VALUES ({values}) ON CONFLICT DO NOTHING RETURNING id".format(  # noqa: S608
-        table=quote(Message._meta.db_table),
-        columns=", ".join(quote(field.column) for field in fields),
-        values=", ".join(["%s"] * len(fields)),
-    )
-    params = [field.get_db_prep_save(field.pre_save(record, add=True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return (row[0], 1) if row else None
+    return (record.pk, 1) if insert_rows([record], skip_existing=True) else None
 
 
 def _unclaimable(delivery: Delivery, standard_id, *, body, now) -> Claim:

@@ -25,6 +25,7 @@ import dataclasses
 import email.utils
 import ipaddress
 import json
+import logging
 import socket
 import time
 from collections.abc import Iterator, Mapping
@@ -38,6 +39,21 @@ import httpx
 from tasks_app.errors import PermanentTaskError, TemporaryTaskError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class _RedactedURLs(logging.Filter):
+    """httpx logs every request's full URL at INFO ("HTTP Request: GET https://..."), user:password@
+    and ?token= included. Log lines keep the scheme, host and path only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_describe(arg) if isinstance(arg, httpx.URL) else arg for arg in record.args)
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactedURLs())
+# httpcore's DEBUG lines carry raw headers (cookies, Authorization): never log them.
+logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 _ALLOWED_SCHEMES = frozenset({"http", "https"})
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

@@ -2,14 +2,17 @@
 
 django-celery-results stores a result with get_or_create then save: a
 SELECT, a savepoint and an INSERT or UPDATE for every task. Wipsie writes
-the same row with one upsert (INSERT ... ON CONFLICT (task_id) DO UPDATE),
-which PostgreSQL and SQLite both do. Everything else is django-celery-results'
+the same row with one upsert (INSERT ... ON CONFLICT (task_id) DO UPDATE,
+sqs_app.inserts), which PostgreSQL and SQLite both do, with no transaction
+around it. Everything else is django-celery-results'
 own backend, so its admin, models and `AsyncResult` lookups work as usual.
 """
 
 from django_celery_results.backends.database import DatabaseBackend
 from django_celery_results.managers import TaskResultManager
 from django_celery_results.models import TaskResult
+
+from sqs_app.inserts import insert_rows
 
 _STORED_FIELDS = [
     "status",
@@ -29,7 +32,7 @@ _STORED_FIELDS = [
 
 class UpsertingTaskResultManager(TaskResultManager):
     def store_result(self, content_type, content_encoding, task_id, result, status, **fields):
-        using = fields.pop("using", None)
+        fields.pop("using", None)  # one database: insert_rows writes to the default one
         fields.pop("date_started", None)  # only for STARTED, which Wipsie does not store
         row = self.model(
             task_id=task_id,
@@ -39,9 +42,7 @@ class UpsertingTaskResultManager(TaskResultManager):
             content_encoding=content_encoding,
             **fields,
         )
-        self.using(using).bulk_create(
-            [row], update_conflicts=True, unique_fields=["task_id"], update_fields=_STORED_FIELDS
-        )
+        insert_rows([row], on_conflict=("task_id",), update=tuple(_STORED_FIELDS))
         return row
 
 

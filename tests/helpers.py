@@ -4,7 +4,11 @@ import socket
 import uuid
 from datetime import datetime
 
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
 from sqs_app import sqs_client
+from sqs_app.permissions import Action
 from sqs_app.queues import queue_spec
 
 ERROR_KEYS = {"code", "message", "details", "timestamp", "request_id"}
@@ -23,6 +27,31 @@ def assert_error_envelope(response, status: int, code: str) -> dict:
     assert datetime.fromisoformat(error["timestamp"]).tzinfo is not None
     assert error["request_id"] == response["X-Request-ID"]
     return error
+
+
+# --- Users and what they may do ---------------------------------------------------------
+
+
+def grant(user, *actions: Action):
+    """Give `user` these Wipsie permissions directly; returns the user, its permission cache fresh.
+
+    Directly rather than through the "Wipsie operators" group: the group is
+    data from a migration, which a transactional test's flush removes, while
+    permissions are created again after every flush.
+    """
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="sqs_app", codename__in=[a.value for a in actions])
+    )
+    return type(user).objects.get(pk=user.pk)
+
+
+def jwt_client(user) -> APIClient:
+    """An API client carrying a real JWT for `user`."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
 
 
 def assert_uuid4(value: str) -> None:

@@ -17,6 +17,7 @@ from kombu.utils.url import url_to_parts
 from wipsie_site import settings as wipsie_settings
 
 BASE_DIR = Path(wipsie_settings.__file__).resolve().parent.parent
+A_GOOD_KEY = "a-real-secret-for-this-test-only-long-and-varied-enough-1234567890"
 
 SHOW_SETTINGS = """
 import json, django
@@ -42,7 +43,7 @@ def run_django(code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def shown_settings(**env: str) -> dict:
-    result = run_django(SHOW_SETTINGS, SECRET_KEY="a-real-secret-for-this-test-only", **env)
+    result = run_django(SHOW_SETTINGS, SECRET_KEY=A_GOOD_KEY, **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
+from django.utils.crypto import salted_hmac
 from kombu import Queue
 from kombu.utils.url import safequote
 
@@ -42,15 +43,35 @@ def env_list(name: str, default: list[str]) -> list[str]:
 # --- Core -------------------------------------------------------------------
 
 INSECURE_DEFAULT_SECRET_KEY = "insecure-wipsie-development-key-change-me"  # noqa: S105
+# What Django's `check --deploy` asks of a key (security.W009), a little stricter.
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE_CHARACTERS = 10
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default=INSECURE_DEFAULT_SECRET_KEY)
+_MAKE_A_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
 if not DEBUG and SECRET_KEY == INSECURE_DEFAULT_SECRET_KEY:
     # Signed sessions and JWTs made with a published key can be forged by anyone.
     raise ImproperlyConfigured(
         "SECRET_KEY is not set. Set SECRET_KEY to a long random value "
-        "(python -c 'import secrets; print(secrets.token_urlsafe(50))'), "
-        "or set DEBUG=true for local development."
+        f"({_MAKE_A_KEY}), or set DEBUG=true for local development."
     )
+if not DEBUG and (
+    len(SECRET_KEY) < SECRET_KEY_MIN_LENGTH
+    or len(set(SECRET_KEY)) < SECRET_KEY_MIN_UNIQUE_CHARACTERS
+    or SECRET_KEY.startswith("django-insecure-")
+):
+    # A short or repetitive key can be guessed offline from any signed cookie.
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is too weak: it has {len(SECRET_KEY)} characters, {len(set(SECRET_KEY))} of them "
+        f"different; production needs at least {SECRET_KEY_MIN_LENGTH} characters with at least "
+        f"{SECRET_KEY_MIN_UNIQUE_CHARACTERS} different ones. Make one with {_MAKE_A_KEY}."
+    )
+
+
+def derived_secret(purpose: str) -> str:
+    """A key for one purpose, derived one-way from SECRET_KEY (it reveals nothing about it)."""
+    return salted_hmac(f"wipsie.{purpose}", "", secret=SECRET_KEY, algorithm="sha256").hexdigest()
+
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -68,6 +89,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served by us: no CDN
     "django_prometheus",
@@ -184,20 +206,26 @@ CORS_ALLOWED_ORIGINS = env_list("CORS_ORIGINS", ["http://localhost:4200"])
 # plus JSON overhead. Larger bodies are refused with 413 before they are read.
 MAX_REQUEST_BYTES = env.int("MAX_REQUEST_BYTES", default=3 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
+# Longer URLs (path and query) get 414 and longer headers 431, in the envelope.
+# gunicorn.conf.py lets larger ones through to Django so that it can answer.
+MAX_URL_BYTES = env.int("MAX_URL_BYTES", default=8 * 1024)
+MAX_HEADER_BYTES = env.int("MAX_HEADER_BYTES", default=16 * 1024)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # JWT first: its WWW-Authenticate header makes an anonymous request a 401.
         # simplejwt's, with the user cached for AUTH_USER_CACHE_SECONDS (sqs_app/authentication.py).
         "sqs_app.authentication.CachedUserJWTAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        # DRF's, with CSRF failures answered as CSRF_FAILED.
+        "sqs_app.api.csrf.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # DRF's JSON parser, refusing too-deep nesting before it recurses into it.
+    "DEFAULT_PARSER_CLASSES": ["sqs_app.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
@@ -218,15 +246,22 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
 JWT_EXPIRATION_HOURS = env.int("JWT_EXPIRATION_HOURS", default=24)
+# JWTs are signed with a key of their own: by default derived from SECRET_KEY
+# for this purpose only, so that no other key Wipsie hands out can sign one.
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or derived_secret("jwt-signing-key")
 SIMPLE_JWT = {
     "ALGORITHM": JWT_ALGORITHM,
-    "SIGNING_KEY": SECRET_KEY,
+    "SIGNING_KEY": JWT_SIGNING_KEY,
     "ACCESS_TOKEN_LIFETIME": timedelta(hours=JWT_EXPIRATION_HOURS),
     "REFRESH_TOKEN_LIFETIME": timedelta(hours=env.int("JWT_REFRESH_EXPIRATION_HOURS", default=168)),
     "AUTH_HEADER_TYPES": ("Bearer",),
     # Tokens carry a hash of the password hash, so that a password change
     # refuses them (sqs_app.authentication checks it against the cached user).
     "CHECK_REVOKE_TOKEN": True,
+    # A refresh token works once: refreshing returns a new one and blacklists
+    # the old (token_blacklist), and POST /api/token/logout/ blacklists it too.
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
 }
 # How long an API process keeps an authenticated user instead of reading it on
 # every request; a password change or deactivation is refused within this time
@@ -418,8 +453,15 @@ if SQS_MAX_RECEIVE_COUNT < TASK_MAX_RETRIES + 2:
         f"({TASK_MAX_RETRIES + 2}), so that SQS's redrive policy cannot dead-letter a message "
         "before Wipsie has made all its attempts."
     )
-# Webhooks carry X-Wipsie-Signature: sha256=HMAC(secret, raw body).
-WEBHOOK_SIGNING_SECRET = env.str("WEBHOOK_SIGNING_SECRET", default=SECRET_KEY)
+# Webhooks carry X-Wipsie-Signature: sha256=HMAC(secret, raw body). Receivers
+# hold this key, so it is never SECRET_KEY (which would let them sign JWTs):
+# by default it is derived from SECRET_KEY one-way, for this purpose only.
+WEBHOOK_SIGNING_SECRET = env.str("WEBHOOK_SIGNING_SECRET", default="") or derived_secret("webhook-signing")
+if WEBHOOK_SIGNING_SECRET in (SECRET_KEY, JWT_SIGNING_KEY):
+    raise ImproperlyConfigured(
+        "WEBHOOK_SIGNING_SECRET must differ from SECRET_KEY and JWT_SIGNING_KEY: every webhook "
+        "receiver holds it, and with either of those it could sign sessions or JWTs."
+    )
 # Outbound HTTP (polling, webhooks) may reach private and loopback addresses only
 # when this is on (local development); link-local and cloud metadata never.
 OUTBOUND_ALLOW_PRIVATE_NETWORKS = env.bool("OUTBOUND_ALLOW_PRIVATE_NETWORKS", default=False)
@@ -482,7 +524,22 @@ if "EMAIL_FILE_PATH" in vars() and not EMAIL_FILE_PATH.startswith("/"):  # noqa:
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="wipsie@localhost")
 
 # --- Security in production ---------------------------------------------------
+#
+# Wipsie runs behind a TLS-terminating proxy (a load balancer, an ingress) that
+# sets X-Forwarded-Proto: https; the proxy must overwrite any such header a
+# client sends. With DEBUG off, plain-HTTP requests are redirected to HTTPS,
+# except the health and metrics paths that probes and Prometheus call directly,
+# and browsers are told to use HTTPS only (HSTS) for a year.
 
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^health(/live)?$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+# Preloading commits the whole domain to HTTPS in browsers for months; that is
+# the domain owner's decision, so it is off unless asked for, and Django's
+# reminder about it (security.W021) is silenced while it is off.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]

@@ -31,6 +31,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 
-# Session and CSRF cookies must work over plain HTTP in the browser tests.
+# Session and CSRF cookies must work over plain HTTP in the browser tests, and
+# plain HTTP is not redirected (there is no TLS proxy in front of the tests).
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+SECURE_SSL_REDIRECT = False

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
+from sqs_app.api.tokens import TokenLogoutView, TokenObtainPairView, TokenRefreshView
 from sqs_app.api.views import HealthView, LivenessView
 
 urlpatterns = [
@@ -12,6 +12,7 @@ urlpatterns = [
     path("health/live", LivenessView.as_view(), name="health-live"),
     path("api/token/", TokenObtainPairView.as_view(), name="token-obtain"),
     path("api/token/refresh/", TokenRefreshView.as_view(), name="token-refresh"),
+    path("api/token/logout/", TokenLogoutView.as_view(), name="token-logout"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -10,9 +10,8 @@ from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
-from ..models import MessageEvent
-from ..permissions import Action
-from . import guards
+from .. import selectors
+from ..models import Message, MessageEvent
 
 
 @admin.register(MessageEvent)
@@ -35,10 +34,8 @@ class MessageEventAdmin(ModelAdmin):
         return False
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if not guards.can(request, Action.VIEW_ALL):
-            queryset = queryset.filter(message__sent_by=request.user)
-        return queryset
+        visible = Message.objects.filter(selectors.messages_visible_to(request.user))
+        return super().get_queryset(request).filter(message__in=visible)
 
     @admin.display(description="message")
     def message_link(self, obj):

@@ -19,7 +19,7 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateTimeFilter
 from unfold.decorators import display
 
-from .. import services
+from .. import selectors, services
 from ..errors import WipsieError
 from ..models import EventKind, Message, MessageStatus
 from ..permissions import Action
@@ -147,11 +147,8 @@ class MessageAdmin(ModelAdmin):
         return guards.can(request, Action.REPLAY)
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if not guards.can(request, Action.VIEW_ALL):
-            # As in the API: without "view all", a user sees the messages they sent.
-            queryset = queryset.filter(sent_by=request.user)
-        return queryset
+        # As in the API: the messages they sent, and with "view all" those on their queues.
+        return super().get_queryset(request).filter(selectors.messages_visible_to(request.user))
 
     def changelist_view(self, request, extra_context=None):
         action = request.POST.get("action") if request.method == "POST" else None
@@ -172,7 +169,7 @@ class MessageAdmin(ModelAdmin):
         if not term:
             return queryset, False
         # Ids match exactly (their indexes serve them); text is a substring
-        # search, served on PostgreSQL by the trigram indexes of migration 0004.
+        # search, served on PostgreSQL by the trigram indexes of migration 0006.
         match = Q(sqs_message_id=term) | Q(correlation_id=term)
         with contextlib.suppress(ValueError):
             match |= Q(standard_id=uuid.UUID(term))

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import EventKind, Message, MessageEvent, MessageStatus
+from ..queues import LOGICAL_QUEUES
 from ..schemas import AttributesField, StandardMessageSerializer
 
 MAX_BATCH_SIZE = 10  # SQS's SendMessageBatch limit
@@ -17,8 +18,16 @@ MAX_BATCH_SIZE = 10  # SQS's SendMessageBatch limit
 # --- Requests ------------------------------------------------------------------------
 
 
+@extend_schema_field({"type": "string", "enum": list(LOGICAL_QUEUES)})
+class QueueNameField(serializers.CharField):
+    """A logical queue name. Any other name is QUEUE_NOT_FOUND (404), naming the queues."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=80, **kwargs)
+
+
 class SendRequestSerializer(serializers.Serializer):
-    queue_name = serializers.CharField(max_length=80)
+    queue_name = QueueNameField()
     message = StandardMessageSerializer()
     attributes = AttributesField(required=False, default=dict)
 
@@ -29,7 +38,7 @@ class BatchEntrySerializer(serializers.Serializer):
 
 
 class SendBatchRequestSerializer(serializers.Serializer):
-    queue_name = serializers.CharField(max_length=80)
+    queue_name = QueueNameField()
     messages = BatchEntrySerializer(many=True, min_length=1, max_length=MAX_BATCH_SIZE)
 
 
@@ -60,6 +69,7 @@ class RedriveRequestSerializer(serializers.Serializer):
         required=False,
         # An empty selection is a mistake, not "all": absent already means all.
         allow_empty=False,
+        min_length=1,  # the same rule, so that the OpenAPI schema says minItems
         max_length=100,
         help_text="Only these messages (StandardMessage ids or SQS ids); all when absent.",
     )
@@ -183,6 +193,15 @@ class MessageRecordSerializer(serializers.ModelSerializer):
             "finished_at",
             "next_attempt_at",
         ]
+
+
+class MessagePageSerializer(serializers.Serializer):
+    """A page of the history (PageNumberPagination's shape)."""
+
+    count = serializers.IntegerField(help_text="Messages matching the filters, on all pages.")
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = MessageRecordSerializer(many=True)
 
 
 class TaskResultSerializer(serializers.Serializer):

@@ -12,10 +12,12 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import errors, health, selectors, services
+from .. import errors, health, permissions, selectors, services
 from ..errors import validation_details
+from ..permissions import Action
 from ..queues import LOGICAL_QUEUES
 from . import serializers as s
+from .permissions import requires
 
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
@@ -24,6 +26,12 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
 
 
 COMMON_ERRORS = (401, 429, 500)
+# The logical queue named in the URL; any other name is QUEUE_NOT_FOUND (404).
+QUEUE_PARAMETER = OpenApiParameter(
+    "queue_name", str, OpenApiParameter.PATH, enum=list(LOGICAL_QUEUES), description="A logical queue."
+)
+# Refused for want of a permission (PERMISSION_DENIED).
+DENIED = 403
 SQS_ERRORS = (502, 503)
 
 
@@ -53,16 +61,19 @@ class QueueListView(APIView):
 
 
 class SendView(APIView):
+    permission_classes = requires(Action.SEND)
+
     @extend_schema(
         summary="Send a message",
         request=s.SendRequestSerializer,
         responses={
             200: s.SendResponseSerializer,
-            **error_responses(400, 404, 413, 415, 422, *COMMON_ERRORS, *SQS_ERRORS),
+            **error_responses(400, DENIED, 404, 413, 415, 422, *COMMON_ERRORS, *SQS_ERRORS),
         },
     )
     def post(self, request):
         data = parse_body(s.SendRequestSerializer, request)
+        permissions.authorize(request.user, Action.SEND, queue=data["queue_name"])
         sent = services.message_send(
             queue=data["queue_name"],
             message=data["message"],
@@ -80,16 +91,19 @@ class SendView(APIView):
 
 
 class SendBatchView(APIView):
+    permission_classes = requires(Action.SEND)
+
     @extend_schema(
         summary="Send up to ten messages in one SQS call",
         request=s.SendBatchRequestSerializer,
         responses={
             200: s.SendBatchResponseSerializer,
-            **error_responses(400, 404, 413, 415, 422, *COMMON_ERRORS, *SQS_ERRORS),
+            **error_responses(400, DENIED, 404, 413, 415, 422, *COMMON_ERRORS, *SQS_ERRORS),
         },
     )
     def post(self, request):
         data = parse_body(s.SendBatchRequestSerializer, request)
+        permissions.authorize(request.user, Action.SEND, queue=data["queue_name"])
         queue = services.queue_require(data["queue_name"])
         batch = [
             services.outgoing_message(
@@ -115,12 +129,14 @@ class SendBatchView(APIView):
 
 
 class ReceiveView(APIView):
+    permission_classes = requires(Action.RECEIVE)
+
     @extend_schema(
         summary="Receive messages",
-        parameters=[s.ReceiveQuerySerializer],
+        parameters=[QUEUE_PARAMETER, s.ReceiveQuerySerializer],
         responses={
             200: s.ReceiveResponseSerializer,
-            **error_responses(400, 404, *COMMON_ERRORS, *SQS_ERRORS),
+            **error_responses(400, DENIED, 404, *COMMON_ERRORS, *SQS_ERRORS),
         },
     )
     def get(self, request, queue_name: str):
@@ -145,10 +161,15 @@ class ReceiveView(APIView):
 
 
 class DeleteView(APIView):
+    permission_classes = requires(Action.RECEIVE)
+
     @extend_schema(
         summary="Delete a received message by its receipt handle",
-        parameters=[s.DeleteQuerySerializer],
-        responses={200: s.DeleteResponseSerializer, **error_responses(400, 404, *COMMON_ERRORS, *SQS_ERRORS)},
+        parameters=[QUEUE_PARAMETER, s.DeleteQuerySerializer],
+        responses={
+            200: s.DeleteResponseSerializer,
+            **error_responses(400, DENIED, 404, *COMMON_ERRORS, *SQS_ERRORS),
+        },
     )
     def delete(self, request, queue_name: str):
         params = parse_query(s.DeleteQuerySerializer, request)
@@ -159,12 +180,18 @@ class DeleteView(APIView):
 
 
 class TestMessageView(APIView):
+    permission_classes = requires(Action.SEND)
+
     @extend_schema(
         summary="Send a test message to the default queue",
         request=None,
-        responses={200: s.TestMessageResponseSerializer, **error_responses(*COMMON_ERRORS, *SQS_ERRORS)},
+        responses={
+            200: s.TestMessageResponseSerializer,
+            **error_responses(DENIED, *COMMON_ERRORS, *SQS_ERRORS),
+        },
     )
     def post(self, request):
+        permissions.authorize(request.user, Action.SEND, queue="default")
         test_message, sent = services.test_message_send(sent_by=request.user)
         return Response(
             {
@@ -176,12 +203,15 @@ class TestMessageView(APIView):
 
 
 class RedriveView(APIView):
+    permission_classes = requires(Action.REDRIVE)
+
     @extend_schema(
         summary="Replay dead-lettered messages onto their queue",
+        parameters=[QUEUE_PARAMETER],
         request=s.RedriveRequestSerializer,
         responses={
             200: s.RedriveResponseSerializer,
-            **error_responses(404, 422, *COMMON_ERRORS, *SQS_ERRORS),
+            **error_responses(400, DENIED, 404, 415, 422, *COMMON_ERRORS, *SQS_ERRORS),
         },
     )
     def post(self, request, queue_name: str):
@@ -206,8 +236,9 @@ class MessagePagination(PageNumberPagination):
 class MessageListView(APIView):
     @extend_schema(
         summary="Message history",
+        operation_id="sqs_messages_list",
         parameters=[s.MessageListQuerySerializer],
-        responses={200: s.MessageRecordSerializer(many=True), **error_responses(400, 404, *COMMON_ERRORS)},
+        responses={200: s.MessagePageSerializer, **error_responses(400, 404, *COMMON_ERRORS)},
     )
     def get(self, request):
         params = parse_query(s.MessageListQuerySerializer, request)
@@ -218,6 +249,7 @@ class MessageListView(APIView):
             correlation_id=params.get("correlation_id"),
             created_after=params.get("created_after"),
             created_before=params.get("created_before"),
+            visible_to=request.user,
         )
         paginator = MessagePagination()
         page = paginator.paginate_queryset(messages, request, view=self)
@@ -230,7 +262,7 @@ class MessageDetailView(APIView):
         responses={200: s.MessageDetailSerializer, **error_responses(404, *COMMON_ERRORS)},
     )
     def get(self, request, message_id: str):
-        message = selectors.message_get(message_id=message_id)
+        message = selectors.message_get(message_id=message_id, visible_to=request.user)
         task_result = selectors.message_task_result(message=message)
         return Response(s.MessageDetailSerializer(message, context={"task_result": task_result}).data)
 

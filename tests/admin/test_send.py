@@ -231,3 +231,25 @@ def test_sending_needs_the_send_permission_and_nothing_more(client, django_user_
 
     assert response.status_code == 302
     assert message_count(boto_sqs, "notifications") == 1
+
+
+def test_a_sender_limited_to_one_queue_is_refused_the_others(client, django_user_model, boto_sqs):
+    from django.contrib.auth.models import Group
+
+    from sqs_app.models import QueueGrant
+
+    sender = django_user_model.objects.create_user("quinn", password="pw-123456789", is_staff=True)
+    grant(sender, "sqs_app.send_message", "sqs_app.view_message")
+    group = Group.objects.create(name="notifiers")
+    QueueGrant.objects.create(group=group, queue="notifications")
+    sender.groups.add(group)
+    client.force_login(sender)
+    message = json.dumps(notification())
+
+    refused = client.post(f"{SEND}?type=raw", {"queue_name": "default", "message": message})
+    allowed = client.post(f"{SEND}?type=raw", {"queue_name": "notifications", "message": message})
+
+    assert refused.status_code == 403
+    assert allowed.status_code == 302
+    assert message_count(boto_sqs, "default") == 0
+    assert message_count(boto_sqs, "notifications") == 1

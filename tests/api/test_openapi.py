@@ -121,3 +121,62 @@ def test_the_docs_page_renders_swagger_ui_on_the_schema(anon_client):
     page = response.content.decode()
     assert '<div id="swagger-ui">' in page
     assert "/api/schema/" in page
+
+
+# --- What the schema says matches what the API does (also checked live: test_schemathesis.py) ----
+
+
+def component(schema, ref: str) -> dict:
+    return schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+
+def test_the_history_list_is_documented_as_a_page(schema):
+    ok = schema["paths"]["/sqs/messages"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    page = component(schema, ok["$ref"])
+
+    assert set(page["properties"]) == {"count", "next", "previous", "results"}
+    assert page["properties"]["results"]["type"] == "array"
+
+
+@pytest.mark.parametrize("path", ["/api/token/", "/api/token/refresh/", "/api/token/logout/"])
+def test_the_token_endpoints_document_their_errors(schema, path):
+    responses = schema["paths"][path]["post"]["responses"]
+
+    assert {"200", "400", "401", "415", "422", "429"} <= set(responses)
+    assert responses["401"]["content"]["application/json"]["schema"] == {"$ref": ENVELOPE_REF}
+
+
+def test_a_refresh_returns_both_tokens_in_the_schema(schema):
+    ok = schema["paths"]["/api/token/refresh/"]["post"]["responses"]["200"]["content"]["application/json"]
+    assert set(component(schema, ok["schema"]["$ref"])["properties"]) == {"access", "refresh"}
+
+
+def test_redrive_documents_its_400_and_a_non_empty_selection(schema):
+    redrive = schema["paths"]["/sqs/dlq/{queue_name}/redrive"]["post"]
+    body = redrive["requestBody"]["content"]["application/json"]["schema"]
+
+    assert "400" in redrive["responses"]
+    assert component(schema, body["$ref"])["properties"]["message_ids"]["minItems"] == 1
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/sqs/send", "post"),
+        ("/sqs/send-batch", "post"),
+        ("/sqs/test-message", "post"),
+        ("/sqs/receive/{queue_name}", "get"),
+        ("/sqs/message/{queue_name}", "delete"),
+        ("/sqs/dlq/{queue_name}/redrive", "post"),
+        ("/sqs/polls/{schedule_id}/stop", "post"),
+    ],
+)
+def test_every_action_documents_its_403(schema, path, method):
+    assert "403" in schema["paths"][path][method]["responses"]
+
+
+def test_queue_names_are_documented_as_the_logical_queues(schema):
+    receive = schema["paths"]["/sqs/receive/{queue_name}"]["get"]
+    (queue,) = [p for p in receive["parameters"] if p["name"] == "queue_name"]
+
+    assert set(queue["schema"]["enum"]) == {"default", "data_polling", "task_processing", "notifications"}

@@ -12,10 +12,16 @@ from .test_worker import finished
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 POISON = {
-    "nul": ('{"task_type": "processing", "data": {"note": "\\u0000"}}', "a NUL character at data.note"),
-    "infinite": ('{"task_type": "processing", "data": {"n": 1e400}}', "a number out of range at data.n"),
+    "nul": (
+        '{"task_type": "processing", "data": {"note": "\\u0000"}}',
+        "data.note: Contains a character SQS does not accept (U+0000).",
+    ),
+    "infinite": (
+        '{"task_type": "processing", "data": {"n": 1e400}}',
+        "data.n: Numbers must be finite (this one is too large, or not a number).",
+    ),
     # kombu's own parser recursed on this and stopped the consumer.
-    "deep": ("[" * 5000 + "]" * 5000, "nesting deeper than 64 levels"),
+    "deep": ("[" * 5000 + "]" * 5000, "Nested deeper than 64 levels."),
     "not json": ("<xml>not json</xml>", None),
 }
 

@@ -466,11 +466,17 @@ def test_a_claim_the_database_refuses_leaves_the_message_on_its_queue_longer_eac
 @pytest.mark.parametrize(
     "raw, reason",
     [
-        ('{"task_type": "processing", "data": {"note": "\\u0000"}}', "a NUL character at data.note"),
-        ('{"task_type": "processing", "data": {"n": 1e400}}', "a number out of range at data.n"),
+        (
+            '{"task_type": "processing", "data": {"note": "\\u0000"}}',
+            "data.note: Contains a character SQS does not accept (U+0000).",
+        ),
+        (
+            '{"task_type": "processing", "data": {"n": 1e400}}',
+            "data.n: Numbers must be finite (this one is too large, or not a number).",
+        ),
         (
             '{"task_type": "processing", "d": ' + "[" * 5000 + "]" * 5000 + "}",
-            "nesting deeper than 64 levels",
+            "Nested deeper than 64 levels.",
         ),
     ],
 )

@@ -33,7 +33,7 @@ def drop_trigram_indexes(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sqs_app", "0003_message_lease_and_next_attempt"),
+        ("sqs_app", "0005_wipsie_groups"),
     ]
 
     operations = [
