@@ -18,8 +18,10 @@ RUN python -m venv /opt/venv
 # No compiler and no apt-get are needed: every pin has a manylinux wheel for amd64
 # and arm64 that carries its native libraries. pycurl (pulled in by kombu[sqs])
 # bundles its own libcurl and OpenSSL in pycurl.libs/, psycopg[binary] its own libpq.
-COPY requirements.txt /tmp/requirements.txt
-RUN /opt/venv/bin/pip install -r /tmp/requirements.txt
+# requirements.lock pins every transitive dependency too (constraints): the
+# image gets the exact tree the tests ran with, whenever it is built.
+COPY requirements.txt requirements.lock /tmp/
+RUN /opt/venv/bin/pip install -r /tmp/requirements.txt -c /tmp/requirements.lock
 
 # --- runtime ----------------------------------------------------------------------
 FROM python:3.11-slim AS runtime
@@ -46,7 +48,7 @@ COPY . /app
 # so it is not in the image. Then two smoke checks: pycurl's bundled libcurl loads
 # here, and the CA bundle it looks for (from the base image's ca-certificates) is
 # present, or the worker's HTTPS calls to SQS would fail certificate checks.
-RUN SECRET_KEY=build-only-collectstatic-key-not-a-secret DEBUG=false \
+RUN SECRET_KEY=build-only-collectstatic-key-not-a-secret-it-signs-nothing-0123456789 DEBUG=false \
         python manage.py collectstatic --noinput \
     && python -c "import pycurl" \
     && test -s /etc/ssl/certs/ca-certificates.crt \

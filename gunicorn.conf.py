@@ -34,3 +34,11 @@ reload = os.environ.get("API_RELOAD", "false").lower() in ("1", "true", "yes")
 # caps at 1 MiB; a header may be up to 32 KiB.
 limit_request_line = 0
 limit_request_field_size = 32 * 1024
+
+
+def child_exit(server, worker):
+    """Prometheus multiprocess mode: a dead worker's live gauges stop counting (its counters stay)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

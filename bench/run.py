@@ -192,6 +192,8 @@ def server_env(
         **os.environ,
         "DEBUG": "false",
         "SECRET_KEY": secrets.token_urlsafe(50),
+        # Plain HTTP on loopback: no TLS proxy in front of the server here.
+        "SECURE_SSL_REDIRECT": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
@@ -219,6 +221,9 @@ user, _ = get_user_model().objects.get_or_create(username=os.environ["BENCH_USER
 user.set_password(os.environ["BENCH_PASSWORD"])
 user.is_active = True
 user.save()
+# An API client with a role, as in production: the operators group (sqs_app migration 0005).
+from django.contrib.auth.models import Group
+user.groups.add(Group.objects.get(name="Wipsie operators"))
 """
 
 

@@ -18,8 +18,13 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from wipsie_site import local_env  # noqa: E402 - after the path is set
+
 BIN = Path(sys.executable).parent
 RUN_DIR = ROOT / ".run"
+# Every process writes its Prometheus samples here; /metrics merges them.
+METRICS_DIR = RUN_DIR / "prometheus"
 
 SQS_PORT = int(os.environ.get("LOCAL_SQS_PORT", "4566"))
 API_PORT = int(os.environ.get("API_PORT", "8000"))
@@ -43,13 +48,17 @@ LOCAL_DEFAULTS = {
     "DJANGO_SUPERUSER_EMAIL": "admin@localhost",
     "WEB_CONCURRENCY": "2",
     "GUNICORN_THREADS": "8",
+    "PROMETHEUS_MULTIPROC_DIR": str(METRICS_DIR),
 }
+# Not handed to a second terminal's manage.py: they only matter to createsuperuser here.
+_NOT_SHARED = {"DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD", "DJANGO_SUPERUSER_EMAIL"}
 
 
 def main() -> int:
     env = {**LOCAL_DEFAULTS, **os.environ}
     RUN_DIR.mkdir(exist_ok=True)
     (RUN_DIR / "outbox").mkdir(exist_ok=True)
+    reset_metrics_dir(Path(env["PROMETHEUS_MULTIPROC_DIR"]))
     processes: list[subprocess.Popen] = []
 
     def stop_all():
@@ -90,6 +99,7 @@ def main() -> int:
         processes.append(start("worker", [BIN / "celery", "-A", "wipsie_site", "worker", "-l", "INFO"], env))
         processes.append(start("beat", [BIN / "celery", "-A", "wipsie_site", "beat", "-l", "INFO"], env))
         wait_for(f"http://127.0.0.1:{API_PORT}/health", "the web server", accept_errors=True)
+        local_env.write(shared_settings(env))
         print_banner(env)
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
@@ -100,7 +110,22 @@ def main() -> int:
         print("\nStopping (Ctrl-C)...", flush=True)
         return 0
     finally:
+        local_env.remove()
         stop_all()
+
+
+def shared_settings(env: dict) -> dict[str, str]:
+    """What a second terminal needs to reach this platform: our defaults, as overridden."""
+    keys = (set(LOCAL_DEFAULTS) - _NOT_SHARED) | {"DATABASE_URL", "SECRET_KEY", "SQS_QUEUE_PREFIX"}
+    return {key: env[key] for key in sorted(keys) if key in env}
+
+
+def reset_metrics_dir(path: Path) -> None:
+    """A fresh directory per run: samples of processes from an earlier run must not count."""
+    if path.exists():
+        for stale in path.glob("*.db"):
+            stale.unlink()
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def port_in_use(port: int) -> bool:
@@ -175,6 +200,9 @@ Wipsie is running. Ctrl-C stops everything.
   Metrics      {base}/metrics
   Local SQS    {env["AWS_ENDPOINT_URL_SQS"]}
   Emails       {RUN_DIR / "outbox"}
+
+In another terminal, operator commands use this platform (settings in {local_env.path()}):
+  .venv/bin/python manage.py sqs_queues
 
 Get a token and send a message:
   TOKEN=$(curl -s -X POST {base}/api/token/ -H 'Content-Type: application/json' \\

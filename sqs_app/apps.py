@@ -8,10 +8,9 @@ class SqsAppConfig(AppConfig):
     def ready(self):
         from django.contrib.auth import get_user_model
 
-        from . import tokens
+        from . import admin_audit, tokens
         from .authentication import connect_signals
-        from .metrics import register_collector
 
-        register_collector()
+        admin_audit.register()
         connect_signals()
         tokens.connect(get_user_model())

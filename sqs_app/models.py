@@ -100,6 +100,9 @@ class Message(models.Model):
         indexes = [
             # The dashboard's outcome counts and chart: outcomes by when they happened.
             models.Index(fields=["status", "finished_at"], name="message_status_finished_idx"),
+            # The oldest unfinished message per queue (queue overviews, /metrics)
+            # and open counts by status read this index, not the whole history.
+            models.Index(fields=["queue", "status", "created_at"], name="message_queue_status_created"),
         ]
 
     def __str__(self) -> str:
@@ -140,3 +143,59 @@ class QueueGrant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.group}: {self.queue}"
+
+
+# --- The audit log ---------------------------------------------------------------------
+
+
+class AuditAction(models.TextChoices):
+    SEND = "send", "Send"
+    RECEIVE = "receive", "Receive"
+    DELETE = "delete", "Delete"
+    PURGE = "purge", "Purge"
+    REPLAY = "replay", "Replay"
+    REDRIVE = "redrive", "Redrive"
+    PRUNE = "prune", "Prune history"
+    SETUP = "setup", "Set up queues"
+
+
+class AuditVia(models.TextChoices):
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+    COMMAND = "command", "Management command"
+
+
+class AuditEntry(models.Model):
+    """One operator action: who did what to which queue and messages, through which door.
+
+    Written by sqs_app.audit.audit_record, never edited. A single API send is
+    not repeated here: its history row already names the sender and source.
+    """
+
+    at = models.DateTimeField(default=timezone.now)
+    # A username, or the OS user (or --operator) of a management command.
+    actor = models.CharField(max_length=150)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=20, choices=AuditAction.choices)
+    via = models.CharField(max_length=10, choices=AuditVia.choices)
+    queue = models.CharField(max_length=50, blank=True)
+    message_ids = models.JSONField(default=list, blank=True, help_text="SQS or StandardMessage ids acted on.")
+    count = models.PositiveIntegerField(default=0, help_text="Messages acted on.")
+    succeeded = models.BooleanField(default=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+        indexes = [
+            models.Index(fields=["at"], name="audit_at"),
+            models.Index(fields=["action", "at"], name="audit_action_at"),
+            models.Index(fields=["queue", "at"], name="audit_queue_at"),
+            models.Index(fields=["actor", "at"], name="audit_actor_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.queue or ''} ({self.count}) at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -50,3 +50,12 @@ def celery_queue_spec() -> QueueSpec:
     """Wipsie's own Celery task queue (beat's scheduled polls): not one of the four, but
     provisioned (with a DLQ) beside them, and shown beside them."""
     return QueueSpec(CELERY_QUEUE, settings.SQS_QUEUE_PREFIX + CELERY_QUEUE)
+
+
+# Every queue an operator may name: the four, and Wipsie's own task queue.
+OPERATOR_QUEUES: tuple[str, ...] = (*LOGICAL_QUEUES, CELERY_QUEUE)
+
+
+def operator_queue_spec(name: str) -> QueueSpec:
+    """The spec of any queue an operator may name: the four, or Celery's. KeyError otherwise."""
+    return celery_queue_spec() if name == CELERY_QUEUE else queue_spec(name)

@@ -114,7 +114,7 @@ def message_send(
 ) -> OutgoingMessage:
     """Send one StandardMessage with SendMessage and record it. Raises on failure.
 
-    `delay_seconds` (0 to 900, SQS's range) keeps the message invisible that long.
+    `delay_seconds` (0-900, SQS's DelaySeconds) keeps it invisible that long.
     """
     queue_require(queue)
     outgoing = outgoing_message(queue=queue, message=message, attributes=attributes or {}, source=source)
@@ -644,7 +644,9 @@ def dlq_redrive(
                     skipped.append(received.receipt_handle)
                     continue
                 replayed.append(
-                    _replay_one(queue=queue, dlq=dlq, received=received, body=body, actor=_actor(replayed_by))
+                    dlq_replay_one(
+                        queue=queue, dlq=dlq, received=received, body=body, actor=_actor(replayed_by)
+                    )
                 )
             if only_ids is not None and len(replayed) >= len(only_ids):
                 break
@@ -654,7 +656,8 @@ def dlq_redrive(
     return replayed
 
 
-def _replay_one(*, queue: str, dlq: str, received, body: object, actor: str) -> Replayed:
+def dlq_replay_one(*, queue: str, dlq: str, received, body: object, actor: str) -> Replayed:
+    """Replay one received DLQ message onto its queue: reset its history, send, delete the DLQ copy."""
     if isinstance(body, dict):
         body = {key: value for key, value in body.items() if key != "last_error"}
     record = message_replay_record(queue=queue, body=body, actor=actor)
@@ -669,10 +672,11 @@ def _replay_one(*, queue: str, dlq: str, received, body: object, actor: str) -> 
 def message_replay_record(*, queue: str, body: object, actor: str) -> Message | None:
     """Reset a message's history for a replay: it may be processed once more."""
     standard_id = standard_id_of(body)
-    if standard_id is None:
-        return None
     with transaction.atomic():
-        record = Message.objects.select_for_update().filter(queue=queue, standard_id=standard_id).first()
+        if standard_id is not None:
+            record = Message.objects.select_for_update().filter(queue=queue, standard_id=standard_id).first()
+        else:
+            record = _record_of_dead_letter_without_id(queue=queue, body=body)
         if record is None:
             return None
         previous = record.status
@@ -685,6 +689,25 @@ def message_replay_record(*, queue: str, body: object, actor: str) -> Message | 
             message=record, kind=EventKind.REPLAYED, actor=actor, detail={"previous_status": previous}
         )
     return record
+
+
+def _record_of_dead_letter_without_id(*, queue: str, body: object) -> Message | None:
+    """The failed row of a body that carries no StandardMessage id (another producer's).
+
+    Found by its body, as stored, or as dead_letter_send extended it; so that a
+    replay settles that row instead of leaving it failed and starting a new one.
+    """
+    candidates = [body]
+    if isinstance(body, dict):
+        candidates.append({k: v for k, v in body.items() if k not in ("retry_count", "last_error")})
+    failed = Message.objects.select_for_update().filter(
+        queue=queue, status__in=[MessageStatus.FAILED, MessageStatus.DEAD_LETTERED], standard_id__isnull=True
+    )
+    for candidate in candidates:
+        record = failed.filter(body=candidate).order_by("-created_at").first()
+        if record is not None:
+            return record
+    return None
 
 
 # --- The test message ---------------------------------------------------------------

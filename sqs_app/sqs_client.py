@@ -38,7 +38,14 @@ from botocore.exceptions import (
 from django.conf import settings
 
 from . import errors
-from .queues import DLQ_SUFFIX, LOGICAL_QUEUES, QueueSpec, all_queue_specs, celery_queue_spec, queue_spec
+from .queues import (
+    DLQ_SUFFIX,
+    LOGICAL_QUEUES,
+    QueueSpec,
+    all_queue_specs,
+    celery_queue_spec,
+    operator_queue_spec,
+)
 
 _lock = threading.Lock()
 _clients: dict[str, object] = {}  # service name (or "sqs:quick") -> client, for this process only
@@ -158,12 +165,12 @@ def translated_errors(**context: str) -> Iterator[None]:
 
 def queue_url(logical_name: str) -> str:
     """The URL of a logical queue's SQS queue, resolved once per process."""
-    return _cached_url(logical_name, queue_spec(logical_name).physical_name)
+    return _cached_url(logical_name, operator_queue_spec(logical_name).physical_name)
 
 
 def dlq_url(logical_name: str) -> str:
     """The URL of a logical queue's dead-letter queue, resolved once per process."""
-    return _cached_url(logical_name + DLQ_SUFFIX, queue_spec(logical_name).dlq_name)
+    return _cached_url(logical_name + DLQ_SUFFIX, operator_queue_spec(logical_name).dlq_name)
 
 
 def _cached_url(cache_key: str, physical_name: str) -> str:
@@ -291,6 +298,19 @@ def release_messages(*, queue: str, receipt_handles: list[str], url: str | None 
     ]
     with contextlib.suppress(errors.WipsieError), translated_errors(queue=queue):
         get_client().change_message_visibility_batch(QueueUrl=url or queue_url(queue), Entries=entries)
+
+
+def release_messages_all(*, queue: str, receipt_handles: list[str], url: str | None = None) -> None:
+    """release_messages for any number of handles, ten per call."""
+    for start in range(0, len(receipt_handles), 10):
+        release_messages(queue=queue, receipt_handles=receipt_handles[start : start + 10], url=url)
+
+
+def purge_queue(*, queue: str, dead_letters: bool = False) -> None:
+    """PurgeQueue: SQS drops every message of the queue (or its DLQ) within a minute."""
+    with translated_errors(queue=queue):
+        url = dlq_url(queue) if dead_letters else queue_url(queue)
+        get_client().purge_queue(QueueUrl=url)
 
 
 def change_visibility(*, queue: str, receipt_handle: str, seconds: int, url: str | None = None) -> None:

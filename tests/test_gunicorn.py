@@ -64,8 +64,10 @@ class Server:
                     **os.environ,
                     "DJANGO_SETTINGS_MODULE": "wipsie_site.settings",
                     "DEBUG": "false",
-                    "SECRET_KEY": "a-real-secret-for-this-test-only-0123456789",
+                    "SECRET_KEY": "a-real-secret-for-this-gunicorn-test-only-0123456789-abcdefghij",
                     "ALLOWED_HOSTS": "127.0.0.1",
+                    # Plain HTTP on loopback: no TLS proxy in front of it here.
+                    "SECURE_SSL_REDIRECT": "false",
                     "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.sqlite3'}",
                     "API_HOST": "127.0.0.1",
                     "API_PORT": str(port),

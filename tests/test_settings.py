@@ -193,7 +193,7 @@ def test_by_default_the_pool_keeps_one_connection_and_grows_to_the_servers_threa
 def test_the_user_cache_may_not_outlast_sixty_seconds(seconds):
     result = run_django(
         "import django; django.setup()",
-        SECRET_KEY="a-real-secret-for-this-test-only",
+        SECRET_KEY=A_GOOD_KEY,
         AUTH_USER_CACHE_SECONDS=seconds,
     )
 

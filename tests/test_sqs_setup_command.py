@@ -13,6 +13,9 @@ from sqs_app import sqs_client
 from sqs_app.queues import all_queue_specs, celery_queue_spec
 from tests.helpers import make_sqs_unreachable
 
+# sqs_setup writes an audit entry.
+pytestmark = pytest.mark.django_db
+
 WIPSIE_QUEUES = {
     "wipsie-default",
     "wipsie-default-dlq",

@@ -5,6 +5,7 @@ The names and defaults are the specification's (`../shared/spec/wipsie-spec.md`,
 loudly on a malformed value instead of guessing.
 """
 
+import ipaddress
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from django.templatetags.static import static
 from django.utils.crypto import salted_hmac
 from kombu import Queue
 from kombu.utils.url import safequote
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -92,7 +94,6 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served by us: no CDN
-    "django_prometheus",
     "django_celery_results",
     "django_celery_beat",
     "sqs_app",
@@ -103,7 +104,8 @@ MIDDLEWARE = [
     # Outermost, so that every response (errors from other middleware included)
     # carries the request id and every log line inside the request can name it.
     "sqs_app.middleware.RequestIdMiddleware",
-    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # api_requests_total and api_request_duration_seconds, by route pattern.
+    "sqs_app.metrics.ApiMetricsMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files under gunicorn, where Django itself won't.
@@ -117,7 +119,6 @@ MIDDLEWARE = [
     "sqs_app.middleware.BrowserOnlyAuthenticationMiddleware",
     "sqs_app.middleware.BrowserOnlyMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "wipsie_site.urls"
@@ -228,9 +229,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["sqs_app.api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "sqs_app.throttling.AnonRateThrottle",
+        "sqs_app.throttling.UserRateThrottle",
     ],
+    # How many proxies (load balancer, ingress) stand in front of Wipsie. 0:
+    # the client is REMOTE_ADDR and X-Forwarded-For is ignored (a client could
+    # forge it). N: the address the outermost of the N proxies appended.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     "DEFAULT_THROTTLE_RATES": {
         "anon": env.str("API_THROTTLE_ANON", default="60/minute"),
         "user": env.str("API_THROTTLE_USER", default="6000/minute"),
@@ -239,9 +244,12 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
 }
 
-# Throttling keeps its counters in the cache: per process by default. A shared
-# cache (CACHE_URL=redis://..., with the redis client installed) makes the
-# limits per user across all processes.
+# Throttling keeps its counters in the cache: per process by default (local
+# development). In production give every process one shared cache, so that a
+# limit is a limit across pods: CACHE_URL=redis://host:6379/0 (Django's Redis
+# backend; the redis client is installed), or CACHE_URL=dbcache://wipsie_cache
+# after `manage.py createcachetable`. sqs_app.throttling lets requests through
+# if that cache is down.
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 JWT_ALGORITHM = env.str("JWT_ALGORITHM", default="HS256")
@@ -470,6 +478,29 @@ OUTBOUND_MAX_RESPONSE_BYTES = env.int("OUTBOUND_MAX_RESPONSE_BYTES", default=102
 # How much of a polled payload is kept with each poll result.
 POLL_RESULT_MAX_BYTES = env.int("POLL_RESULT_MAX_BYTES", default=64 * 1024)
 
+# --- Metrics ------------------------------------------------------------------
+
+# Who may scrape /metrics: a bearer token, and/or addresses and networks. With
+# neither, only loopback. Prometheus in Kubernetes scrapes pod IPs: give it the
+# token (preferred) or the pod network's CIDR.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS", [] if METRICS_TOKEN else ["127.0.0.1", "::1"])
+try:
+    METRICS_ALLOWED_NETWORKS = [ipaddress.ip_network(item, strict=False) for item in METRICS_ALLOWED_IPS]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {exc}") from exc
+# Queue gauges are read from SQS at most this often per process, whatever the scrape rate.
+METRICS_CACHE_SECONDS = env.float("METRICS_CACHE_SECONDS", default=15.0)
+# A worker serves its metrics on this port (0: not at all); needs PROMETHEUS_MULTIPROC_DIR.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+
+# --- Retention ----------------------------------------------------------------
+
+# `manage.py history_prune` deletes message history and poll results older than
+# this. Keep it above SQS's own retention (at most 14 days): an older message
+# can no longer be on any queue, so its row can no longer be settled.
+HISTORY_RETENTION_DAYS = env.int("HISTORY_RETENTION_DAYS", default=30)
+
 # --- Logging ----------------------------------------------------------------
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
@@ -494,15 +525,21 @@ if LOG_FILE:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "sqs_app.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "sqs_app.logging.RequestIdFilter"},
+        "celery_results": {"()": "sqs_app.logging.CeleryResultFilter"},
+    },
     "formatters": {
+        # One JSON object per line; a traceback is the `exc_info` field of its record.
         "json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
             "rename_fields": {"asctime": "timestamp", "levelname": "level", "name": "logger"},
+            # The text format's helper field; JSON has the fields themselves.
+            "reserved_attrs": [*RESERVED_ATTRS, "context"],
         },
         "text": {
-            "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s",
+            "format": "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s%(context)s",
         },
     },
     "handlers": _log_handlers,
@@ -512,8 +549,13 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        "celery.app.trace": {"filters": ["celery_results"]},
     },
 }
+# Celery would otherwise turn every write to stdout/stderr (a traceback printed
+# by a library, fragment by fragment) into log records of its own: keep them
+# as they are, and let real log records come through the handlers above.
+CELERY_WORKER_REDIRECT_STDOUTS = False
 
 # --- Email (notifications) ---------------------------------------------------
 

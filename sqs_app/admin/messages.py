@@ -20,8 +20,9 @@ from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateTimeFil
 from unfold.decorators import display
 
 from .. import selectors, services
+from ..audit import audit_record
 from ..errors import WipsieError
-from ..models import EventKind, Message, MessageStatus
+from ..models import AuditAction, AuditVia, EventKind, Message, MessageStatus
 from ..permissions import Action
 from ..queues import LOGICAL_QUEUES
 from ..schemas import PRIORITIES, SOURCES, TASK_DATA_SCHEMAS
@@ -169,7 +170,7 @@ class MessageAdmin(ModelAdmin):
         if not term:
             return queryset, False
         # Ids match exactly (their indexes serve them); text is a substring
-        # search, served on PostgreSQL by the trigram indexes of migration 0006.
+        # search, served on PostgreSQL by the trigram indexes of migration 0007.
         match = Q(sqs_message_id=term) | Q(correlation_id=term)
         with contextlib.suppress(ValueError):
             match |= Q(standard_id=uuid.UUID(term))
@@ -224,9 +225,19 @@ class MessageAdmin(ModelAdmin):
         replayed = 0
         for queue, ids in by_queue.items():
             try:
-                replayed += len(services.dlq_redrive(queue=queue, only_ids=ids, replayed_by=request.user))
+                done = services.dlq_redrive(queue=queue, only_ids=ids, replayed_by=request.user)
             except WipsieError as exc:
                 self.message_user(request, f"{queue}: {exc.message}", messages.ERROR)
+                continue
+            replayed += len(done)
+            audit_record(
+                action=AuditAction.REPLAY,
+                via=AuditVia.ADMIN,
+                user=request.user,
+                queue=queue,
+                message_ids=[r.message_id for r in done],
+                count=len(done),
+            )
         skipped = len(selected) - len(replayable)
         self.message_user(
             request,

@@ -6,7 +6,9 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from .. import selectors, services, sqs_client
+from ..audit import audit_record
 from ..errors import WipsieError
+from ..models import AuditAction, AuditVia
 from ..permissions import Action
 from . import guards
 
@@ -41,7 +43,23 @@ def redrive_view(model_admin, request, queue_name: str):
     try:
         replayed = services.dlq_redrive(queue=queue_name, replayed_by=request.user)
     except WipsieError as exc:
+        audit_record(
+            action=AuditAction.REDRIVE,
+            via=AuditVia.ADMIN,
+            user=request.user,
+            queue=queue_name,
+            succeeded=False,
+            detail={"error": exc.error_code},
+        )
         model_admin.message_user(request, f"{queue_name}: {exc.message}", messages.ERROR)
     else:
+        audit_record(
+            action=AuditAction.REDRIVE,
+            via=AuditVia.ADMIN,
+            user=request.user,
+            queue=queue_name,
+            message_ids=[r.message_id for r in replayed],
+            count=len(replayed),
+        )
         model_admin.message_user(request, f"Redrove {len(replayed)} message(s) from the {queue_name} DLQ.")
     return HttpResponseRedirect(reverse("admin:sqs_app_message_queues"))

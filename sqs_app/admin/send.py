@@ -16,7 +16,9 @@ from django.utils.html import format_html
 
 from .. import services
 from ..api.serializers import SendRequestSerializer
+from ..audit import audit_record
 from ..errors import WipsieError, validation_details
+from ..models import AuditAction, AuditVia
 from ..permissions import Action
 from ..queues import LOGICAL_QUEUES
 from ..schemas import TASK_DATA_SCHEMAS, StandardMessageSerializer
@@ -195,6 +197,14 @@ def send_view(model_admin, request):
                     ),
                 )
             else:
+                audit_record(
+                    action=AuditAction.SEND,
+                    via=AuditVia.ADMIN,
+                    user=request.user,
+                    queue=data["queue_name"],
+                    message_ids=[sent.message_id],
+                    count=1,
+                )
                 model_admin.message_user(
                     request,
                     format_html(

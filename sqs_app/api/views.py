@@ -13,7 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import errors, health, permissions, selectors, services
+from ..audit import audit_record
 from ..errors import validation_details
+from ..logging import log_message_sent
+from ..models import AuditAction, AuditVia
 from ..permissions import Action
 from ..queues import LOGICAL_QUEUES
 from . import serializers as s
@@ -80,6 +83,7 @@ class SendView(APIView):
             attributes=data["attributes"],
             sent_by=request.user,
         )
+        log_message_sent(message_id=sent.message_id, body=sent.body, queue=data["queue_name"], via="api")
         return Response(
             {
                 "message_id": sent.message_id,
@@ -112,6 +116,9 @@ class SendBatchView(APIView):
             for entry in data["messages"]
         ]
         services.message_send_batch(queue=queue, batch=batch, sent_by=request.user)
+        for outgoing in batch:
+            if outgoing.message_id and not outgoing.error:
+                log_message_sent(message_id=outgoing.message_id, body=outgoing.body, queue=queue, via="api")
         results = [
             {
                 "index": index,
@@ -173,8 +180,16 @@ class DeleteView(APIView):
     )
     def delete(self, request, queue_name: str):
         params = parse_query(s.DeleteQuerySerializer, request)
-        services.message_delete(
+        record = services.message_delete(
             queue=queue_name, receipt_handle=params["receipt_handle"], deleted_by=request.user
+        )
+        audit_record(
+            action=AuditAction.DELETE,
+            via=AuditVia.API,
+            user=request.user,
+            queue=queue_name,
+            message_ids=[record.sqs_message_id] if record else [],
+            count=1,
         )
         return Response({"status": "deleted", "queue": queue_name})
 
@@ -193,6 +208,7 @@ class TestMessageView(APIView):
     def post(self, request):
         permissions.authorize(request.user, Action.SEND, queue="default")
         test_message, sent = services.test_message_send(sent_by=request.user)
+        log_message_sent(message_id=sent.message_id, body=sent.body, queue="default", via="api")
         return Response(
             {
                 "status": "success",
@@ -224,6 +240,14 @@ class RedriveView(APIView):
             replayed_by=request.user,
         )
         messages = [{"dlq_message_id": r.dlq_message_id, "message_id": r.message_id} for r in replayed]
+        audit_record(
+            action=AuditAction.REDRIVE,
+            via=AuditVia.API,
+            user=request.user,
+            queue=queue_name,
+            message_ids=[r.message_id for r in replayed],
+            detail={"requested_ids": ids or [], "max_messages": data["max_messages"]},
+        )
         return Response({"queue": queue_name, "replayed": len(messages), "messages": messages})
 
 
@@ -277,6 +301,23 @@ class LivenessView(APIView):
     @extend_schema(summary="Liveness of this process", responses={200: s.LivenessResponseSerializer})
     def get(self, request):
         return Response({"status": "ok"})
+
+
+class ReadinessView(APIView):
+    """Ready to serve: the database answers. SQS is left out on purpose (sqs_app.health)."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = []
+
+    @extend_schema(
+        summary="Readiness of this process (the database only)",
+        responses={200: s.HealthResponseSerializer, 503: s.HealthResponseSerializer},
+    )
+    def get(self, request):
+        report = health.health_check(health.READINESS_CHECKS)
+        code = status.HTTP_200_OK if report["status"] == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE
+        return Response(report, status=code)
 
 
 class HealthView(APIView):

@@ -94,3 +94,24 @@ def test_a_user_who_is_not_staff_cannot_redrive(client, user, boto_sqs):
 
     assert response.status_code == 302
     assert dlq_count(boto_sqs) == 1
+
+
+def test_sends_replays_and_redrives_from_the_admin_are_in_the_audit_log(admin_client, boto_sqs):
+    from sqs_app.models import AuditEntry
+    from tests.admin.conftest import run_action
+
+    replayed, redriven = dead_lettered("replayed"), dead_lettered("redriven")
+    run_action(admin_client, "/admin/sqs_app/message/", "replay_from_dlq", [replayed])
+    admin_client.post(f"{QUEUES}notifications/redrive/")
+    admin_client.post(
+        "/admin/sqs_app/message/send/?type=raw",
+        {"queue_name": "notifications", "message": json.dumps(notification())},
+    )
+
+    entries = [(e.action, e.via, e.actor, e.queue, e.count) for e in AuditEntry.objects.order_by("id")]
+    assert entries == [
+        ("replay", "admin", "admin", "notifications", 1),
+        ("redrive", "admin", "admin", "notifications", 1),
+        ("send", "admin", "admin", "notifications", 1),
+    ]
+    assert redriven.pk

@@ -71,3 +71,27 @@ def test_it_answers_503_naming_the_database_when_it_fails(anon_client, sqs):
     assert database["status"] == "error"
     assert database["error"] == "OperationalError"
     assert database["message"] == "could not connect to server: Connection refused"
+
+
+# --- /health/ready: the readiness probe ---------------------------------------------------
+
+
+def test_readiness_stays_ok_when_sqs_is_unreachable(anon_client, sqs_untouched):
+    """An SQS blip must not take every API pod out of service: readiness asks the database only."""
+    response = anon_client.get("/health/ready")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"
+    assert set(response.json()["checks"]) == {"database"}
+
+
+def test_readiness_fails_when_the_database_does(anon_client):
+    from unittest import mock
+
+    from django.db import OperationalError
+
+    with mock.patch("sqs_app.health.connection.cursor", side_effect=OperationalError("gone")):
+        response = anon_client.get("/health/ready")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["status"] == "error"

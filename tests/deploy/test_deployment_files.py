@@ -37,7 +37,14 @@ STANDARD_ENV_NAMES = {
     "DJANGO_SUPERUSER_USERNAME",
     "DJANGO_SUPERUSER_PASSWORD",
     "DJANGO_SUPERUSER_EMAIL",
+    # prometheus_client's own (multiprocess mode).
+    "PROMETHEUS_MULTIPROC_DIR",
 }
+WORKER_DEPLOYMENTS = (
+    "wipsie-worker-data-polling",
+    "wipsie-worker-task-processing",
+    "wipsie-worker-notifications",
+)
 
 
 # --- Reading the files ------------------------------------------------------------
@@ -135,8 +142,12 @@ def dockerfile() -> list[tuple[str, str]]:
 
 
 def workloads(manifests) -> dict[str, dict]:
-    """The pod-running objects (Deployments and Jobs), by name."""
-    return {name: obj for (kind, name), obj in manifests.items() if kind in ("Deployment", "Job")}
+    """The pod-running objects (Deployments, Jobs, and CronJobs as the Job they make), by name."""
+    found = {name: obj for (kind, name), obj in manifests.items() if kind in ("Deployment", "Job")}
+    for (kind, name), obj in manifests.items():
+        if kind == "CronJob":
+            found[name] = {**obj, "spec": obj["spec"]["jobTemplate"]["spec"]}
+    return found
 
 
 def containers_of(workload: dict) -> list[dict]:
@@ -398,9 +409,13 @@ def test_compose_checks_web_health_on_health_and_no_one_else_inherits_that_check
     web_check = " ".join(as_argv(services["web"]["healthcheck"]["test"]))
     assert f":{API_PORT}/health" in web_check
     assert f"8000:{API_PORT}" in [str(port) for port in services["web"]["ports"]]
-    # The image's HEALTHCHECK asks port 8000, where only web listens.
-    for name in ("worker", "beat", "migrate"):
-        assert services[name]["healthcheck"] == {"disable": True}
+    # The image's HEALTHCHECK asks port 8000, where only web listens: the worker
+    # and beat check their heartbeat file instead, the one-shot migrate nothing.
+    assert services["migrate"]["healthcheck"] == {"disable": True}
+    for name in ("worker", "beat"):
+        assert as_argv(services[name]["healthcheck"]["test"]) == [
+            "CMD", "python", "-m", "tasks_app.heartbeat", "--max-age", "60"
+        ]  # fmt: skip
 
 
 def test_compose_database_is_postgres_15_with_a_health_check_and_a_volume(compose):
@@ -455,7 +470,7 @@ def test_every_manifest_is_namespace_less_and_well_formed(manifests):
 
 def test_every_workload_selector_matches_its_pod_labels(manifests):
     deployments = [obj for (kind, _), obj in manifests.items() if kind == "Deployment"]
-    assert len(deployments) == 3
+    assert len(deployments) == 5  # the API, a worker per family, beat
     for deployment in deployments:
         selector = deployment["spec"]["selector"]["matchLabels"]
         labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -479,7 +494,8 @@ def test_the_api_probes_ask_health_on_the_container_port_with_an_allowed_host(ma
     container_ports = {port["containerPort"] for port in container["ports"]}
     allowed_hosts = configmap(manifests)["data"]["ALLOWED_HOSTS"].split(",")
     # Liveness must not depend on SQS or the database: an outage would restart every pod.
-    for probe_name, path in (("livenessProbe", "/health/live"), ("readinessProbe", "/health")):
+    # Readiness depends on the database only: an SQS blip must not empty the Service.
+    for probe_name, path in (("livenessProbe", "/health/live"), ("readinessProbe", "/health/ready")):
         probe = container[probe_name]["httpGet"]
         assert probe["path"] == path
         assert resolve_port(container, probe["port"]) in container_ports
@@ -499,7 +515,7 @@ def test_the_service_selects_the_api_pods_and_targets_port_8000(manifests):
     workloads_by_name = workloads(manifests)
     api_labels = workloads_by_name["wipsie-api"]["spec"]["template"]["metadata"]["labels"]
     assert selector.items() <= api_labels.items()
-    for name in ("wipsie-worker", "wipsie-beat", "wipsie-migrate"):
+    for name in (*WORKER_DEPLOYMENTS, "wipsie-beat", "wipsie-migrate"):
         labels = workloads_by_name[name]["spec"]["template"]["metadata"]["labels"]
         assert not selector.items() <= labels.items(), f"the Service would also send traffic to {name}"
     container = only_container(manifests, "wipsie-api")
@@ -507,14 +523,15 @@ def test_the_service_selects_the_api_pods_and_targets_port_8000(manifests):
         assert resolve_port(container, port["targetPort"]) == API_PORT
 
 
-def test_the_worker_runs_celery_worker_and_listens_on_no_port(manifests):
-    container = only_container(manifests, "wipsie-worker")
-    assert container["command"][:4] == ["celery", "-A", "wipsie_site", "worker"]
-    assert "ports" not in container
-    # Celery's `inspect ping` goes unanswered on SQS (no fanout exchange for remote
-    # control): any liveness probe must be something else.
-    probe = container.get("livenessProbe")
-    assert probe is None or "inspect" not in " ".join(probe.get("exec", {}).get("command", []))
+def test_each_worker_runs_celery_worker_and_listens_only_for_its_metrics(manifests):
+    for name in WORKER_DEPLOYMENTS:
+        container = only_container(manifests, name)
+        assert container["command"][:4] == ["celery", "-A", "wipsie_site", "worker"]
+        assert [port["name"] for port in container.get("ports", [])] == ["metrics"]
+        # Celery's `inspect ping` goes unanswered on SQS (no fanout exchange for remote
+        # control): any liveness probe must be something else.
+        probe = container.get("livenessProbe")
+        assert probe is None or "inspect" not in " ".join(probe.get("exec", {}).get("command", []))
 
 
 def test_the_beat_deployment_is_a_single_pod_replaced_with_recreate(manifests):

@@ -1,20 +1,21 @@
 """Create Wipsie's four queues, Celery's task queue, and their DLQs. Safe to run again."""
 
-from django.core.management.base import BaseCommand, CommandError
-
 from sqs_app import sqs_client
-from sqs_app.errors import WipsieError
+from sqs_app.management.base import OperatorCommand
+from sqs_app.models import AuditAction
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Create (idempotently) the four Wipsie queues, Celery's task queue, and their DLQs."
+    audit_action = AuditAction.SETUP
 
-    def handle(self, *args, **options):
-        try:
-            provisioned = sqs_client.ensure_all_queues()
-        except WipsieError as exc:
-            raise CommandError(f"{exc.error_code}: {exc.message} {exc.details or ''}") from exc
-        for queue in provisioned:
-            self.stdout.write(f"{queue.logical_name:<16} {queue.url}")
-            self.stdout.write(f"{'  dead letters':<16} {queue.dlq_url}")
-        self.stdout.write(self.style.SUCCESS(f"{len(provisioned)} queues ready."))
+    def run(self, **options):
+        provisioned = sqs_client.ensure_all_queues()
+        self.audit(
+            action=AuditAction.SETUP, count=0, detail={"queues": [q.logical_name for q in provisioned]}
+        )
+        return [{"queue": q.logical_name, "url": q.url, "dlq_url": q.dlq_url} for q in provisioned]
+
+    def render(self, result):
+        self.table(["queue", "url", "dead-letter queue"], [list(row.values()) for row in result])
+        self.line(f"{len(result)} queues ready.")

@@ -33,7 +33,7 @@ def drop_trigram_indexes(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sqs_app", "0005_wipsie_groups"),
+        ("sqs_app", "0006_audit_log_and_open_message_index"),
     ]
 
     operations = [
