@@ -98,6 +98,8 @@ class Message(models.Model):
             models.UniqueConstraint(fields=["queue", "standard_id"], name="unique_standard_id_per_queue"),
         ]
         indexes = [
+            # The dashboard's outcome counts and chart: outcomes by when they happened.
+            models.Index(fields=["status", "finished_at"], name="message_status_finished_idx"),
             # The oldest unfinished message per queue (queue overviews, /metrics)
             # and open counts by status read this index, not the whole history.
             models.Index(fields=["queue", "status", "created_at"], name="message_queue_status_created"),

@@ -3,9 +3,10 @@
 import contextlib
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db.models import Count, Min, Q, QuerySet
+from django.db.models.functions import TruncHour
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -85,6 +86,58 @@ def message_get(*, message_id: str, visible_to=None) -> Message:
     if message is None:
         raise errors.MessageNotFound(details={"message_id": message_id})
     return message
+
+
+# The outcomes counted by when they happened (Message.finished_at, indexed).
+FINISHED_OUTCOMES = (MessageStatus.SUCCEEDED, MessageStatus.FAILED, MessageStatus.DEAD_LETTERED)
+
+
+def message_activity(*, since: datetime) -> dict[str, dict[str, int]]:
+    """Per queue: messages created since `since`, and the outcomes recorded since then.
+
+    {"notifications": {"sent": 3, "succeeded": 2, "failed": 0, "dead_lettered": 1}}.
+    Two grouped counts, each served by an index (created_at; status and
+    finished_at): nothing scans the whole history.
+    """
+    activity: dict[str, dict[str, int]] = {}
+    for row in Message.objects.filter(created_at__gte=since).values("queue").annotate(n=Count("id")):
+        activity.setdefault(row["queue"], {})["sent"] = row["n"]
+    finished = Message.objects.filter(status__in=FINISHED_OUTCOMES, finished_at__gte=since)
+    for row in finished.values("queue", "status").annotate(n=Count("id")):
+        activity.setdefault(row["queue"], {})[row["status"]] = row["n"]
+    return activity
+
+
+def message_status_counts(*, status: str) -> dict[str, int]:
+    """Per queue, how many messages are in `status` now (the status index)."""
+    rows = Message.objects.filter(status=status).values("queue").annotate(n=Count("id"))
+    return {row["queue"]: row["n"] for row in rows}
+
+
+def message_throughput(*, until: datetime, hours: int = 24) -> list[dict]:
+    """Per hour over the last `hours`: messages created, succeeded, and failed (or dead-lettered).
+
+    [{"hour": datetime, "sent": n, "succeeded": n, "failed": n}, ...], oldest first, every hour present.
+    """
+    end = until.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    start = end - timedelta(hours=hours)
+    buckets = {start + timedelta(hours=i): {"sent": 0, "succeeded": 0, "failed": 0} for i in range(hours)}
+
+    def count(queryset, field: str, figure: str) -> None:
+        per_hour = queryset.annotate(hour=TruncHour(field)).values("hour").annotate(n=Count("id"))
+        for row in per_hour:
+            if row["hour"] in buckets:
+                buckets[row["hour"]][figure] += row["n"]
+
+    count(Message.objects.filter(created_at__gte=start), "created_at", "sent")
+    finished = Message.objects.filter(finished_at__gte=start)
+    count(finished.filter(status=MessageStatus.SUCCEEDED), "finished_at", "succeeded")
+    count(
+        finished.filter(status__in=[MessageStatus.FAILED, MessageStatus.DEAD_LETTERED]),
+        "finished_at",
+        "failed",
+    )
+    return [{"hour": hour, **figures} for hour, figures in buckets.items()]
 
 
 def message_task_result(*, message: Message):

@@ -8,6 +8,10 @@ Nothing else imports boto3 or botocore.
 - Queue URLs are resolved once per process and cached.
 - Every botocore failure leaves this module as a `WipsieError` with a stable
   code (sqs_app.errors), never as a raw botocore exception.
+- Pages a person waits for (the admin's dashboard and queues page) read SQS
+  inside `quick_calls()`: a second client with a short timeout and no retries,
+  so that a hung SQS shows a notice in about a second instead of holding the
+  page for the normal client's 30 s read timeout times three attempts.
 
 The endpoint comes from boto3's own standard variable AWS_ENDPOINT_URL_SQS
 (boto3 reads it itself), so a local emulator needs no code path of its own.
@@ -44,7 +48,8 @@ from .queues import (
 )
 
 _lock = threading.Lock()
-_clients: dict[str, object] = {}  # service name -> client, for this process only
+_clients: dict[str, object] = {}  # service name (or "sqs:quick") -> client, for this process only
+_quick = threading.local()  # set inside quick_calls(), per thread
 _clients_pid: int | None = None
 _queue_urls: dict[str, str] = {}
 
@@ -61,27 +66,53 @@ def get_client(service: str = "sqs"):
     """
     global _clients_pid
     pid = os.getpid()
-    client = _clients.get(service) if _clients_pid == pid else None
+    key = f"{service}:quick" if service == "sqs" and getattr(_quick, "active", False) else service
+    client = _clients.get(key) if _clients_pid == pid else None
     if client is None:
         with _lock:
             if _clients_pid != pid:
                 _clients.clear()
                 _queue_urls.clear()
                 _clients_pid = pid
-            client = _clients.get(service)
+            client = _clients.get(key)
             if client is None:
-                client = _clients[service] = _build_client(service)
+                client = _clients[key] = _build_client(service, quick=key.endswith(":quick"))
     return client
 
 
-def _build_client(service: str):
+@contextlib.contextmanager
+def quick_calls() -> Iterator[None]:
+    """SQS calls in this block (this thread only) give up after SQS_ADMIN_TIMEOUT_SECONDS, untried again.
+
+    For reads a person is waiting on; never for sends or long polls.
+    """
+    previous = getattr(_quick, "active", False)
+    _quick.active = True
+    try:
+        yield
+    finally:
+        _quick.active = previous
+
+
+def _build_client(service: str, *, quick: bool = False):
+    if quick:
+        timeouts = {
+            "connect_timeout": settings.SQS_ADMIN_TIMEOUT_SECONDS,
+            "read_timeout": settings.SQS_ADMIN_TIMEOUT_SECONDS,
+            # One attempt: a retry would only double the wait before the notice.
+            "retries": {"mode": "standard", "total_max_attempts": 1},
+        }
+    else:
+        timeouts = {
+            "connect_timeout": settings.SQS_CONNECT_TIMEOUT_SECONDS,
+            "read_timeout": settings.SQS_READ_TIMEOUT_SECONDS,
+            # "standard" retries throttling and transient errors with backoff, 3 attempts.
+            "retries": {"mode": "standard", "max_attempts": 3},
+        }
     config = Config(
         region_name=settings.AWS_REGION,
         max_pool_connections=settings.SQS_MAX_POOL_CONNECTIONS,
-        connect_timeout=settings.SQS_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=settings.SQS_READ_TIMEOUT_SECONDS,
-        # "standard" retries throttling and transient errors with backoff, 3 attempts.
-        retries={"mode": "standard", "max_attempts": 3},
+        **timeouts,
     )
     credentials = {}
     if settings.AWS_ACCESS_KEY_ID and settings.AWS_SECRET_ACCESS_KEY:

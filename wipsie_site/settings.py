@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.templatetags.static import static
 from django.utils.crypto import salted_hmac
 from kombu import Queue
 from kombu.utils.url import safequote
@@ -78,6 +79,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    # unfold (the admin theme) before django.contrib.admin, so its templates win.
+    "unfold",
+    "unfold.contrib.filters",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -89,6 +93,7 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us: no CDN
     "django_celery_results",
     "django_celery_beat",
     "sqs_app",
@@ -285,6 +290,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # /api/docs/ loads Swagger UI from our own static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # Several responses have a "status" field with different choices: name each set.
     "ENUM_NAME_OVERRIDES": {
@@ -294,6 +303,32 @@ SPECTACULAR_SETTINGS = {
         "HealthStatusEnum": ["ok", "error"],
     },
 }
+
+# --- The admin (django-unfold) --------------------------------------------------
+
+UNFOLD = {
+    "SITE_TITLE": "Wipsie",
+    "SITE_HEADER": "Wipsie",
+    "SITE_SUBHEADER": "SQS operations console",
+    "SITE_SYMBOL": "hub",
+    # "View site": Wipsie has no public site; the API documentation is the nearest thing.
+    "SITE_URL": "/api/docs/",
+    "SHOW_VIEW_ON_SITE": False,
+    "DASHBOARD_CALLBACK": "sqs_app.admin.dashboard.dashboard_callback",
+    "STYLES": [lambda request: static("wipsie/admin.css")],
+    "SIDEBAR": {
+        "show_search": False,
+        "show_all_applications": False,
+        "navigation": "sqs_app.admin.navigation.sidebar",
+    },
+}
+
+# unfold's login form carries no "next" field: after a plain login, go to the dashboard.
+LOGIN_REDIRECT_URL = "admin:index"
+
+# The admin's SQS reads (dashboard, queues page) give up quickly: a hung SQS
+# shows a notice within seconds instead of holding the page for minutes.
+SQS_ADMIN_TIMEOUT_SECONDS = env.float("SQS_ADMIN_TIMEOUT_SECONDS", default=1.0)
 
 # --- AWS and SQS ------------------------------------------------------------
 

@@ -7,6 +7,7 @@ never runs. Without them the browser tests are skipped, except in CI (CI set),
 where a missing browser is a failure: CI installs it.
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -76,6 +78,12 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
+def link_text(element: WebElement) -> str:
+    """A link's words, without the name of the icon (material symbols are text) before them."""
+    lines = element.text.strip().splitlines()
+    return lines[-1].strip() if lines else ""
+
+
 class AdminPages:
     """What a staff member does in the admin: open pages, fill forms, press buttons, read."""
 
@@ -115,7 +123,7 @@ class AdminPages:
 
     def link(self, text: str, *, within: str = "#content") -> WebElement:
         """The link reading `text`, as shown (the admin's CSS upper-cases some: matched as-is)."""
-        found = [a for a in self.find_all(f"{within} a") if a.text.casefold() == text.casefold()]
+        found = [a for a in self.find_all(f"{within} a") if link_text(a).casefold() == text.casefold()]
         assert len(found) == 1, f"expected one link {text!r} in {within}, found {len(found)}"
         return found[0]
 
@@ -123,14 +131,48 @@ class AdminPages:
         return self.find("body").text
 
     def messages(self) -> list[str]:
-        """The admin's flash messages (ul.messagelist)."""
-        return [item.text for item in self.find_all("ul.messagelist li")]
+        """The admin's flash messages (unfold shows them in a list above the content)."""
+        return [item.text for item in self.find_all("#main > .px-4 > div > ul > li")]
 
-    def errors(self) -> list[str]:
-        return [item.text for item in self.find_all("ul.errorlist li")]
+    def errors(self, field: str | None = None) -> list[str]:
+        """Error messages on the page, or those shown beside one form field."""
+        within = f".field-{field} " if field else ""
+        return [item.text for item in self.find_all(f"{within}ul.errorlist li")]
 
-    def readonly_field(self, name: str) -> str:
-        return self.find(f".form-row.field-{name} .readonly").text
+    def search(self, term: str) -> None:
+        """Type into the changelist's search box and submit it."""
+        box = self.find("#searchbar")
+        box.clear()
+        box.send_keys(term)
+        self.press(self.find("#searchbar-submit"))
+
+    def screenshot(self, path: Path, *, width: int = 1400) -> bytes:
+        """A PNG of the whole page at `width` pixels (the window grown to the page's height)."""
+        height = self.driver.execute_script("return document.documentElement.scrollHeight")
+        self.driver.set_window_size(width, min(max(height + 120, 900), 4000))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        assert self.driver.save_screenshot(str(path))
+        self.driver.set_window_size(1280, 900)
+        return path.read_bytes()
+
+    def page_width_at(self, width: int, *, slack: int = 20) -> int:
+        """How wide the page lays itself out in a window `width` pixels wide (scrollWidth).
+
+        Charts resize a moment after the window does (a ResizeObserver), so the
+        width is read again until it fits or the deadline passes.
+        """
+        self.driver.set_window_size(width, 900)
+
+        def scroll_width(driver) -> int:
+            return driver.execute_script("return document.documentElement.scrollWidth")
+
+        # On a timeout the caller's assertion reports the width.
+        with contextlib.suppress(TimeoutException):
+            WebDriverWait(self.driver, WAIT_SECONDS).until(lambda d: scroll_width(d) <= width + slack)
+        try:
+            return scroll_width(self.driver)
+        finally:
+            self.driver.set_window_size(1280, 900)
 
     def row_of(self, pk: int) -> WebElement:
         """The changelist row whose action checkbox selects object `pk`."""
@@ -143,7 +185,7 @@ class AdminPages:
         self.open("/admin/login/")
         self.find("#id_username").send_keys(username)
         self.find("#id_password").send_keys(password)
-        self.press(self.find('#login-form input[type="submit"]'))
+        self.press(self.find('#login-form [type="submit"]'))
 
     def run_action(self, description: str, *, on: list[int]) -> None:
         """Tick the rows of objects `on` in a changelist and run the action named `description`."""

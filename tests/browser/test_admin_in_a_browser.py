@@ -1,28 +1,41 @@
-"""A staff member in the admin, in headless Chromium, on the live server and a real moto SQS.
+"""Operators in the admin, in headless Chromium, on the live server and a real moto SQS.
 
 Every test asks for `sqs` (fresh queues on the moto server the live server
-talks to) and checks what really is in SQS with a plain boto3 client.
+talks to) and checks what really is in SQS with a plain boto3 client. The
+screenshots in docs/ (shown in the README) are taken here.
 """
 
 import json
-import shutil
+from pathlib import Path
 
 import pytest
+from django_celery_results.models import TaskResult
 from selenium.webdriver.support.ui import Select
 
 from sqs_app import services
 from sqs_app.models import EventKind, Message, MessageStatus
 from sqs_app.queues import queue_spec
 from tasks_app import lifecycle
-from tasks_app.models import PollSchedule
-from tests.helpers import recurring_poll, worker_claim
+from tests.admin.conftest import VIEWER_PERMISSIONS, grant, worker_took
+from tests.browser.conftest import link_text
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 REPLAY_ACTION = "Replay the selected messages from their dead-letter queue"
-STOP_ACTION = "Stop the selected recurring polls"
 MIN_SCREENSHOT_BYTES = 10 * 1024
-QUEUES_SCREENSHOT_FOR_THE_LEAD = "/tmp/wipsie-admin-queues.png"
+SIDEBAR = [
+    "Dashboard",
+    "Queues",
+    "Messages",
+    "Dead letters",
+    "Send",
+    "Recurring polls",
+    "Task results",
+    "Audit log",
+    "Users",
+    "Groups",
+]
 
 
 def notification(**data) -> dict:
@@ -54,204 +67,192 @@ def take_all(boto_sqs, url: str) -> list[dict]:
     return taken
 
 
-def test_a_staff_member_logs_in_and_sees_messages_and_poll_schedules_on_the_admin_index(
-    sqs, staff, admin_pages
-):
-    admin_pages.open("/admin/")
-    assert admin_pages.path.startswith("/admin/login/"), "the admin must ask for a login first"
+def worker_delivers(record: Message, *, status_code: int = 200) -> None:
+    """What a worker records when it delivered the webhook: the claim, the task result, success."""
+    claim = worker_took(record)
+    TaskResult.objects.create(
+        task_id=Message.objects.get(pk=claim.pk).celery_task_id,
+        task_name="notification",
+        status="SUCCESS",
+        result=json.dumps(
+            {
+                "notification_type": "webhook",
+                "recipient": record.body["data"]["recipient"],
+                "status_code": status_code,
+            }
+        ),
+    )
+    lifecycle.message_succeeded(claim)
 
-    admin_pages.find("#id_username").send_keys("admin")
-    admin_pages.find("#id_password").send_keys("admin-pass-123")
-    admin_pages.press(admin_pages.find('#login-form input[type="submit"]'))
 
-    assert admin_pages.path == "/admin/"
-    assert "Site administration" in admin_pages.driver.title
-    assert "ADMIN" in admin_pages.find("#user-tools").text.upper()
-    links = {a.text: a.get_attribute("href") for a in admin_pages.find_all("#content-main a")}
-    assert links["Messages"].endswith("/admin/sqs_app/message/")
-    assert links["Poll schedules"].endswith("/admin/tasks_app/pollschedule/")
+def fill(pages, name: str, value: str) -> None:
+    element = pages.find(f"#id_{name}")
+    if element.tag_name == "select":
+        Select(element).select_by_value(value)
+    else:
+        element.clear()
+        element.send_keys(value)
 
 
-def test_sending_a_notification_from_the_admin_puts_it_in_the_queue_and_shows_it_as_sent(
+def test_the_dashboard_shows_every_queue_and_the_sidebar_leads_to_each_page(sqs, boto_sqs, staff, signed_in):
+    services.message_send(queue="notifications", message=notification(), sent_by=staff)
+    boto_sqs.send_message(QueueUrl=queue_url(boto_sqs, "default", dlq=True), MessageBody="left for dead")
+    signed_in.open("/admin/")
+
+    sidebar = {link_text(a): a.get_attribute("href") for a in signed_in.find_all("#nav-sidebar a")}
+    assert [title for title in sidebar if title in SIDEBAR] == SIDEBAR, sidebar
+    depths = {
+        row.get_attribute("data-queue"): [cell.text for cell in row.find_elements("css selector", "td")[1:5]]
+        for row in signed_in.find_all("#queue-depths tbody tr")
+    }
+    assert depths["notifications"] == ["1", "0", "0", "0"]
+    assert depths["default"] == ["0", "0", "0", "1"]
+    sent_last_hour = signed_in.find('#activity-hour tr[data-queue="notifications"] a[data-figure="sent"]')
+    assert sent_last_hour.text == "1"
+    assert signed_in.find("#throughput canvas.chart").is_displayed()
+
+    data = signed_in.screenshot(DOCS / "admin-dashboard.png")
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > MIN_SCREENSHOT_BYTES
+    assert signed_in.page_width_at(400) <= 420, "the dashboard must fit a 400 px screen"
+
+    signed_in.press(sent_last_hour)
+    assert len(signed_in.find_all("#result_list tbody tr")) == 1
+    for title in ("Queues", "Send", "Task results", "Audit log", "Users"):
+        signed_in.open(sidebar[title].removeprefix(signed_in.base_url))
+        assert "Server Error" not in signed_in.text() and "Not Found" not in signed_in.text(), title
+
+
+def test_an_operator_sends_a_notification_finds_it_by_correlation_id_and_body_and_reads_its_trace(
     sqs, boto_sqs, signed_in
 ):
-    signed_in.press(signed_in.link("Messages", within="#content-main"))
-    signed_in.press(signed_in.link("Send a message"))
+    signed_in.open("/admin/")
+    signed_in.press(signed_in.link("Send", within="#nav-sidebar"))
     assert signed_in.path == "/admin/sqs_app/message/send/"
-
-    Select(signed_in.find("#id_queue_name")).select_by_value("notifications")
-    signed_in.find("#id_message").send_keys(json.dumps(notification()))
-    signed_in.press(signed_in.find('input[name="_send"]'))
+    fill(signed_in, "queue_name", "notifications")
+    fill(signed_in, "priority", "high")
+    fill(signed_in, "correlation_id", "order-4711")
+    fill(signed_in, "message", "Tell the team")
+    fill(signed_in, "data__recipient", "https://example.com/hook")
+    fill(signed_in, "data__notification_type", "webhook")
+    fill(signed_in, "data__subject", "Deploy finished")
+    fill(signed_in, "data__body", "the marmalade release is live")
+    fill(signed_in, "attributes", '{"tenant": "acme"}')
+    signed_in.press(signed_in.find('button[name="_send"]'))
 
     record = Message.objects.get()
     assert signed_in.path == f"/admin/sqs_app/message/{record.pk}/change/", signed_in.text()
     assert signed_in.messages() == [f"Sent message {record.sqs_message_id} to notifications."]
-    assert signed_in.readonly_field("status").lower() == "sent"
-    assert signed_in.readonly_field("queue") == "notifications"
-    assert record.status == MessageStatus.SENT
-    assert record.source == "manual"
-    assert record.sent_by.username == "admin"
+    [in_sqs] = take_all(boto_sqs, queue_url(boto_sqs, "notifications"))
+    assert in_sqs["MessageId"] == record.sqs_message_id
+    assert json.loads(in_sqs["Body"])["data"]["body"] == "the marmalade release is live"
+    assert record.source == "manual" and record.sent_by.username == "admin"
 
-    in_sqs = take_all(boto_sqs, queue_url(boto_sqs, "notifications"))
-    assert [m["MessageId"] for m in in_sqs] == [record.sqs_message_id]
-    body = json.loads(in_sqs[0]["Body"])
-    assert body["id"] == str(record.standard_id)
-    assert body["task_type"] == "notification"
-    assert body["data"]["recipient"] == "https://example.com/hook"
-    assert body["source"] == "manual"
+    record.refresh_from_db()
+    worker_delivers(record)
+
+    signed_in.open("/admin/sqs_app/message/")
+    signed_in.search("order-4711")
+    assert [r.get_attribute("value") for r in signed_in.find_all("input.action-select")] == [str(record.pk)]
+    signed_in.search("marmalade")
+    assert [r.get_attribute("value") for r in signed_in.find_all("input.action-select")] == [str(record.pk)]
+    signed_in.search("no-such-word")
+    assert signed_in.find_all("input.action-select") == []
+
+    signed_in.search("marmalade")
+    signed_in.press(signed_in.find("#result_list tbody a"))
+    assert signed_in.path.startswith(f"/admin/sqs_app/message/{record.pk}/change/")
+    body = signed_in.find("#trace-body").text
+    assert json.loads(body)["data"]["body"] == "the marmalade release is live"
+    assert '\n  "data": {' in body, "the body is pretty-printed"
+    assert signed_in.find("#trace-outcome").text == "Succeeded"
+    assert signed_in.find("#trace-celery-state").text == "SUCCESS"
+    kinds = [row.find_elements("css selector", "td")[1].text for row in signed_in.find_all(".trace-event")]
+    assert kinds == ["Sent", "Received", "Processing", "Succeeded"]
+    assert "HTTP status\n200" in signed_in.find("#trace-side-effect").text
+
+    data = signed_in.screenshot(DOCS / "admin-message-trace.png")
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > MIN_SCREENSHOT_BYTES
+    assert signed_in.page_width_at(400) <= 420, "the trace page must fit a 400 px screen"
 
 
-def test_invalid_json_and_an_invalid_notification_show_their_errors_and_send_nothing(
-    sqs, boto_sqs, signed_in
-):
-    signed_in.open("/admin/sqs_app/message/send/")
-    Select(signed_in.find("#id_queue_name")).select_by_value("notifications")
-    signed_in.find("#id_message").send_keys('{"task_type": "notification", "data": ')
-    signed_in.press(signed_in.find('input[name="_send"]'))
+def test_invalid_fields_are_all_shown_beside_their_fields_and_nothing_is_sent(sqs, boto_sqs, signed_in):
+    signed_in.open("/admin/sqs_app/message/send/?type=notification")
+    fill(signed_in, "queue_name", "notifications")
+    fill(signed_in, "data__notification_type", "email")
+    fill(signed_in, "data__recipient", "not-an-address")
+    fill(signed_in, "data__body", "Hello")
+    fill(signed_in, "correlation_id", "x" * 129)
+    fill(signed_in, "attributes", '{"AWS.reserved": "no"}')
+    signed_in.press(signed_in.find('button[name="_send"]'))
 
-    assert signed_in.path == "/admin/sqs_app/message/send/"
-    [error] = signed_in.errors()
-    assert error.startswith("Not valid JSON:"), error
-
-    no_recipient = notification()
-    del no_recipient["data"]["recipient"]
-    message_box = signed_in.find("#id_message")
-    message_box.clear()
-    message_box.send_keys(json.dumps(no_recipient))
-    signed_in.press(signed_in.find('input[name="_send"]'))
-
-    assert signed_in.path == "/admin/sqs_app/message/send/"
-    assert signed_in.errors() == ["message.data.recipient: This field is required."]
-    # What was typed is still there to correct.
-    assert json.loads(signed_in.find("#id_message").get_attribute("value")) == no_recipient
-
+    assert signed_in.path == "/admin/sqs_app/message/send/?type=notification"
+    assert signed_in.errors("data__recipient") == ["Enter a valid email address."]
+    assert signed_in.errors("correlation_id") == ["Ensure this field has no more than 128 characters."]
+    assert len(signed_in.errors("attributes")) == 1
+    assert signed_in.find("#id_data__recipient").get_attribute("value") == "not-an-address"
     assert Message.objects.count() == 0
     assert take_all(boto_sqs, queue_url(boto_sqs, "notifications")) == []
 
 
-def test_the_queues_page_counts_a_dead_letter_and_redrives_it_back_to_its_queue(sqs, boto_sqs, signed_in):
-    def rows() -> dict[str, list[str]]:
-        return {
-            row.find_elements("css selector", "td")[0].text: [
-                cell.text for cell in row.find_elements("css selector", "td")[1:5]
-            ]
-            for row in signed_in.find_all("#queue-table tbody tr")
-        }
-
-    signed_in.open("/admin/sqs_app/message/")
-    signed_in.press(signed_in.link("Queues", within="#content .object-tools"))
-    assert signed_in.path == "/admin/sqs_app/message/queues/"
-    # Queue: visible, in flight, delayed, dead letters.
-    assert rows() == {
-        "default": ["0", "0", "0", "0"],
-        "data_polling": ["0", "0", "0", "0"],
-        "task_processing": ["0", "0", "0", "0"],
-        "notifications": ["0", "0", "0", "0"],
-        "celery": ["0", "0", "0", "0"],  # Wipsie's own task queue (selectors.queue_overview)
-    }
-    assert signed_in.find_all('input[value="Redrive dead letters"]') == []
-
-    boto_sqs.send_message(QueueUrl=queue_url(boto_sqs, "default", dlq=True), MessageBody="left for dead")
-    signed_in.open("/admin/sqs_app/message/queues/")
-    assert rows()["default"] == ["0", "0", "0", "1"]
-    assert [b.get_attribute("name") for b in signed_in.find_all('input[value="Redrive dead letters"]')] == [
-        "redrive-default"
-    ]
-
-    signed_in.press(signed_in.find('input[name="redrive-default"]'))
-
-    assert signed_in.path == "/admin/sqs_app/message/queues/"
-    assert signed_in.messages() == ["Redrove 1 message(s) from the default DLQ."]
-    assert rows()["default"] == ["1", "0", "0", "0"]
-    assert [m["Body"] for m in take_all(boto_sqs, queue_url(boto_sqs, "default"))] == ["left for dead"]
-    assert take_all(boto_sqs, queue_url(boto_sqs, "default", dlq=True)) == []
-
-
-def test_replaying_a_failed_message_from_the_changelist_sends_it_again_and_records_the_replay(
-    sqs, boto_sqs, staff, signed_in
-):
+def test_replaying_a_failed_message_from_its_trace_page_sends_it_again(sqs, boto_sqs, staff, signed_in):
     failed = services.message_send(queue="notifications", message=notification(), sent_by=staff).record
-    untouched = services.message_send(queue="notifications", message=notification(subject="ok")).record
-    # A worker took both off the queue; the first one failed for good, into the DLQ.
-    taken = take_all(boto_sqs, queue_url(boto_sqs, "notifications"))
-    assert len(taken) == 2
-    [raw] = [m for m in taken if json.loads(m["Body"])["id"] == str(failed.standard_id)]
-    claim = worker_claim(queue="notifications", raw_body=raw["Body"], sqs_message_id=raw["MessageId"])
-    lifecycle.message_failed(claim, error="webhook answered 500")
-
-    signed_in.open("/admin/sqs_app/message/")
-    assert signed_in.row_of(failed.pk).find_element("css selector", "td.field-status_badge").text == "failed"
-    signed_in.run_action(REPLAY_ACTION, on=[failed.pk])
-
-    assert signed_in.path == "/admin/sqs_app/message/"
-    assert signed_in.messages() == ["Replayed 1 message(s)."]
-    assert signed_in.row_of(failed.pk).find_element("css selector", "td.field-status_badge").text == "sent"
-    assert signed_in.row_of(untouched.pk).find_element("css selector", "td.field-status_badge").text == "sent"
+    assert len(take_all(boto_sqs, queue_url(boto_sqs, "notifications"))) == 1
+    lifecycle.message_failed(worker_took(failed), error="webhook answered 500")
 
     signed_in.open(f"/admin/sqs_app/message/{failed.pk}/change/")
-    assert signed_in.readonly_field("status").lower() == "sent"
-    events = [cell.text for cell in signed_in.find_all("td.field-kind")]
-    assert "Replayed" in events, events
+    assert "webhook answered 500" in signed_in.find("#trace-last-error").text
+    signed_in.press(signed_in.find('#replay-form button[name="replay"]'))
 
+    assert signed_in.messages() == ["Replayed 1 message(s)."]
     failed.refresh_from_db()
     assert failed.status == MessageStatus.SENT
     assert failed.events.filter(kind=EventKind.REPLAYED, actor="admin").exists()
     [back] = take_all(boto_sqs, queue_url(boto_sqs, "notifications"))
-    assert back["MessageId"] == failed.sqs_message_id
     assert json.loads(back["Body"])["id"] == str(failed.standard_id)
-    assert "last_error" not in json.loads(back["Body"])
     assert take_all(boto_sqs, queue_url(boto_sqs, "notifications", dlq=True)) == []
 
 
-def test_stopping_a_recurring_poll_from_the_poll_schedules_list_makes_it_inactive(sqs, signed_in):
-    stopping = recurring_poll(source_url="https://example.com/feed", interval_seconds=60)
-    staying = recurring_poll(source_url="https://example.com/other", interval_seconds=300)
-
-    def active_icon(schedule) -> str:
-        return (
-            signed_in.row_of(schedule.pk)
-            .find_element("css selector", "td.field-is_active img")
-            .get_attribute("alt")
-        )
-
-    signed_in.press(signed_in.link("Poll schedules", within="#content-main"))
-    assert signed_in.path == "/admin/tasks_app/pollschedule/"
-    assert active_icon(stopping) == active_icon(staying) == "True"
-
-    signed_in.run_action(STOP_ACTION, on=[stopping.pk])
-
-    assert signed_in.path == "/admin/tasks_app/pollschedule/"
-    assert signed_in.messages() == ["Stopped 1 poll(s)."]
-    assert active_icon(stopping) == "False"
-    assert active_icon(staying) == "True"
-    stopping = PollSchedule.objects.get(pk=stopping.pk)
-    staying = PollSchedule.objects.get(pk=staying.pk)
-    assert (stopping.active, staying.active) == (False, True)
-    assert stopping.stopped_at is not None
-
-
-def test_screenshots_of_the_message_page_and_the_queues_page_are_real_styled_pngs(
-    sqs, staff, signed_in, tmp_path
+def test_a_viewer_sees_no_action_buttons_and_a_crafted_post_is_refused(
+    sqs, boto_sqs, staff, django_user_model, admin_pages
 ):
-    record = services.message_send(queue="notifications", message=notification(), sent_by=staff).record
-    shots = {}
+    viewer = django_user_model.objects.create_user("vera", password="viewer-pass-123", is_staff=True)
+    grant(viewer, *VIEWER_PERMISSIONS)
+    failed = services.message_send(queue="notifications", message=notification(), sent_by=staff).record
+    take_all(boto_sqs, queue_url(boto_sqs, "notifications"))
+    lifecycle.message_failed(worker_took(failed), error="webhook answered 500")
 
-    signed_in.open(f"/admin/sqs_app/message/{record.pk}/change/")
-    # The admin's CSS is served (by the staticfiles app), so the page is styled, not bare HTML.
-    header = signed_in.driver.execute_script(
-        "return getComputedStyle(document.getElementById('header')).backgroundColor"
+    admin_pages.log_in("vera", "viewer-pass-123")
+    admin_pages.open("/admin/sqs_app/message/")
+    assert admin_pages.find_all(f'#result_list a[href*="/message/{failed.pk}/change/"]')
+    assert admin_pages.find_all('select[name="action"]') == []
+    assert admin_pages.find_all("#message-tools a[href$='/send/']") == []
+    admin_pages.open(f"/admin/sqs_app/message/{failed.pk}/change/")
+    assert admin_pages.find_all("#replay-form") == []
+    admin_pages.open("/admin/sqs_app/message/queues/")
+    assert admin_pages.find_all('input[value="Redrive dead letters"]') == []
+
+    # The same POSTs the buttons would make, with the viewer's own CSRF token.
+    statuses = admin_pages.driver.execute_async_script(
+        """
+        const done = arguments[arguments.length - 1];
+        const token = document.cookie.split('; ').find(c => c.startsWith('csrftoken=')).split('=')[1];
+        const post = (url, fields) => fetch(url, {method: 'POST', credentials: 'same-origin',
+            headers: {'X-CSRFToken': token}, body: new URLSearchParams(fields)}).then(r => r.status);
+        Promise.all([
+          post('/admin/sqs_app/message/',
+               {action: 'replay_from_dlq', _selected_action: arguments[0], index: 0}),
+          post('/admin/sqs_app/message/queues/notifications/redrive/', {}),
+          post('/admin/sqs_app/message/send/?type=raw', {queue_name: 'notifications',
+               message: JSON.stringify(arguments[1])}),
+        ]).then(done);
+        """,
+        failed.pk,
+        notification(),
     )
-    assert header not in ("", "transparent", "rgba(0, 0, 0, 0)"), header
-    shots["message"] = tmp_path / "admin-message.png"
-    assert signed_in.driver.save_screenshot(str(shots["message"]))
 
-    signed_in.open("/admin/sqs_app/message/queues/")
-    assert len(signed_in.find_all("#queue-table tbody tr")) == 5  # the four and celery
-    shots["queues"] = tmp_path / "admin-queues.png"
-    assert signed_in.driver.save_screenshot(str(shots["queues"]))
-
-    for name, path in shots.items():
-        data = path.read_bytes()
-        assert data.startswith(b"\x89PNG\r\n\x1a\n"), f"{name} is not a PNG"
-        assert len(data) > MIN_SCREENSHOT_BYTES, f"{name} is only {len(data)} bytes"
-    shutil.copyfile(shots["queues"], QUEUES_SCREENSHOT_FOR_THE_LEAD)
+    assert statuses == [403, 403, 403]
+    failed.refresh_from_db()
+    assert failed.status == MessageStatus.FAILED
+    assert Message.objects.count() == 1
+    assert take_all(boto_sqs, queue_url(boto_sqs, "notifications")) == []
+    assert len(take_all(boto_sqs, queue_url(boto_sqs, "notifications", dlq=True))) == 1

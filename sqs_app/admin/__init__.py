@@ -1,0 +1,15 @@
+"""The admin, Wipsie's operators' console (django-unfold), one module per page.
+
+- `messages`: the message history (list, search, filters, export) and its
+  trace page (`trace`), with the replay action.
+- `send`: the send form per task type, built from sqs_app.schemas.
+- `queues`: live queue depths and redrive.
+- `dashboard`: the admin index: depths, recent outcomes, a 24-hour chart.
+- `task_results`, `accounts`, `events`: the other models, styled alike.
+- `navigation`: the sidebar; `guards`: the server-side permission checks.
+
+Every page and action asks sqs_app.permissions on the server, and acts
+through sqs_app.services, exactly as the API does.
+"""
+
+from . import accounts, events, messages, task_results  # noqa: F401  (registers the admins)

@@ -1,0 +1,47 @@
+"""Message events across all messages: who did what, and when (read-only).
+
+Until Wipsie's audit log has its own page, this is the sidebar's "Audit log":
+every send, receive, outcome and replay, with its actor, filterable.
+"""
+
+from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from unfold.admin import ModelAdmin
+from unfold.contrib.filters.admin import RangeDateTimeFilter
+
+from .. import selectors
+from ..models import Message, MessageEvent
+
+
+@admin.register(MessageEvent)
+class MessageEventAdmin(ModelAdmin):
+    list_display = ["at", "kind", "actor", "message_link", "queue"]
+    list_filter = ["kind", ("at", RangeDateTimeFilter), "message__queue"]
+    list_filter_submit = True
+    search_fields = ["=actor"]
+    list_select_related = ["message"]
+    show_full_result_count = False
+    readonly_fields = ["message", "kind", "at", "actor", "detail"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_queryset(self, request):
+        visible = Message.objects.filter(selectors.messages_visible_to(request.user))
+        return super().get_queryset(request).filter(message__in=visible)
+
+    @admin.display(description="message")
+    def message_link(self, obj):
+        url = reverse("admin:sqs_app_message_change", args=[obj.message_id])
+        return format_html('<a href="{}">{}</a>', url, obj.message)
+
+    @admin.display(description="queue", ordering="message__queue")
+    def queue(self, obj):
+        return obj.message.queue

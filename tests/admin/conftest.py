@@ -1,0 +1,118 @@
+"""Fixtures for the admin tests: named users with exactly the permissions they need.
+
+Permissions are granted to users directly (not through groups), so each test
+says precisely what its user may do.
+"""
+
+import json
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from sqs_app.models import Message
+from sqs_app.schemas import build_standard_message
+from tests.helpers import notification, worker_claim, worker_failed
+
+VIEWER_PERMISSIONS = [
+    "sqs_app.view_message",
+    "sqs_app.view_all_messages",
+    "sqs_app.view_messageevent",
+    "django_celery_results.view_taskresult",
+]
+
+
+def grant(user, *perms: str):
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    # Django caches permissions on the user object.
+    for cache in ("_perm_cache", "_user_perm_cache"):
+        user.__dict__.pop(cache, None)
+    return user
+
+
+@pytest.fixture
+def admin_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
+def viewer(django_user_model):
+    """Staff who may look at everything and change nothing."""
+    user = django_user_model.objects.create_user("vera", "vera@example.com", "viewer-pass-123", is_staff=True)
+    return grant(user, *VIEWER_PERMISSIONS)
+
+
+@pytest.fixture
+def viewer_client(viewer):
+    """A browser of its own (not pytest-django's `client`), so it can sit beside admin_client."""
+    client = Client()
+    client.force_login(viewer)
+    return client
+
+
+def dead_lettered(subject: str = "Your export", *, raw_body: str | None = None) -> Message:
+    """A notification a worker took, failed permanently and put on the DLQ."""
+    body = build_standard_message(message=notification(subject=subject), queue="notifications", source="api")
+    return worker_failed(
+        queue="notifications",
+        raw_body=raw_body or json.dumps(body),
+        sqs_message_id=f"sqs-{subject}",
+        error="HTTP 404 from the webhook",
+    )
+
+
+def worker_took(record: Message):
+    """A worker's claim of a message Wipsie sent (as tasks_app.tasks makes it)."""
+    return worker_claim(
+        queue=record.queue, raw_body=json.dumps(record.body), sqs_message_id=record.sqs_message_id
+    )
+
+
+def shown_messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def run_action(client, url: str, action: str, objects):
+    return client.post(
+        url, {"action": action, "_selected_action": [o.pk for o in objects], "index": 0}, follow=True
+    )
+
+
+@pytest.fixture
+def hung_sqs(settings):
+    """An SQS that accepts connections and never answers (a hung endpoint), for the admin's client."""
+    import socket
+    import threading
+
+    from sqs_app import sqs_client
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held, stop = [], threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            held.append(connection)  # read nothing, answer nothing
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    settings.AWS_ENDPOINT_URL_SQS = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    sqs_client.reset()
+    yield settings.AWS_ENDPOINT_URL_SQS
+    stop.set()
+    thread.join(timeout=5)
+    for connection in held:
+        connection.close()
+    listener.close()
+    sqs_client.reset()

@@ -1,0 +1,126 @@
+"""The console around the messages: sidebar, "View site", API docs offline, task results, users, polls."""
+
+import re
+
+import pytest
+from django_celery_results.models import TaskResult
+
+from tasks_app.models import PollSchedule
+from tests.admin.conftest import run_action, shown_messages
+from tests.helpers import recurring_poll
+
+pytestmark = pytest.mark.django_db
+
+SIDEBAR = [
+    "Dashboard",
+    "Queues",
+    "Messages",
+    "Dead letters",
+    "Send",
+    "Recurring polls",
+    "Task results",
+    "Audit log",
+    "Users",
+    "Groups",
+]
+
+
+def sidebar(response) -> dict[str, str]:
+    return {
+        item["title"]: item["link"]
+        for group in response.context["sidebar_navigation"]
+        for item in group["items"]
+        if item["has_permission"]
+    }
+
+
+def test_the_sidebar_has_every_page_and_each_one_opens(admin_client, sqs):
+    response = admin_client.get("/admin/")
+
+    links = sidebar(response)
+    assert list(links) == SIDEBAR
+    for title, link in links.items():
+        assert admin_client.get(link).status_code == 200, title
+    content = response.content.decode()
+    assert "Wipsie" in content and "SQS operations console" in content
+
+
+def test_a_viewer_is_not_shown_send_in_the_sidebar(viewer_client, sqs):
+    links = sidebar(viewer_client.get("/admin/"))
+
+    assert "Send" not in links
+    assert {"Dashboard", "Messages", "Queues", "Task results", "Audit log"} <= set(links)
+
+
+def test_view_site_leads_to_the_api_docs_which_load_nothing_from_outside(admin_client, sqs):
+    index = admin_client.get("/admin/")
+    assert index.context["site_url"] == "/api/docs/"
+
+    docs = admin_client.get("/api/docs/")
+
+    assert docs.status_code == 200
+    html = docs.content.decode()
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any("swagger-ui-bundle.js" in s for s in sources)
+    assert all(s.startswith("/") for s in sources), sources
+    assert "cdn" not in html.lower()
+
+
+def test_admin_pages_load_nothing_from_outside(admin_client, sqs):
+    for path in ("/admin/", "/admin/sqs_app/message/", "/admin/sqs_app/message/send/"):
+        html = admin_client.get(path).content.decode()
+        sources = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html)
+        # Our own static files, and Django's JavaScript catalogue (served by the admin itself).
+        assert sources and all(s.startswith(("/static/", "/admin/jsi18n/")) for s in sources), (path, sources)
+
+
+def test_the_swagger_files_are_served_by_wipsie(client):
+    docs = client.get("/api/docs/").content.decode()
+    [bundle] = re.findall(r'src="([^"]*swagger-ui-bundle\.js)"', docs)
+
+    response = client.get(bundle)
+
+    assert response.status_code == 200
+
+
+def test_task_results_are_read_only_with_no_add(admin_client):
+    result = TaskResult.objects.create(task_id="t-1", status="FAILURE", traceback="Traceback: boom")
+
+    listing = admin_client.get("/admin/django_celery_results/taskresult/")
+    detail = admin_client.get(f"/admin/django_celery_results/taskresult/{result.pk}/change/")
+
+    assert listing.status_code == detail.status_code == 200
+    assert listing.context["has_add_permission"] is False
+    assert admin_client.get("/admin/django_celery_results/taskresult/add/").status_code == 403
+    assert admin_client.get(f"/admin/django_celery_results/taskresult/{result.pk}/delete/").status_code == 403
+    assert detail.context["has_change_permission"] is False
+    assert "Traceback: boom" in detail.content.decode()
+
+
+def test_users_and_groups_use_the_console_forms(admin_client, staff):
+    assert admin_client.get("/admin/auth/user/").status_code == 200
+    assert admin_client.get(f"/admin/auth/user/{staff.pk}/change/").status_code == 200
+    assert admin_client.get("/admin/auth/group/add/").status_code == 200
+
+
+def test_the_audit_log_lists_who_did_what(admin_client, staff, sqs):
+    from sqs_app.services import message_send
+    from tests.helpers import notification
+
+    message_send(queue="notifications", message=notification(), sent_by=staff)
+    response = admin_client.get("/admin/sqs_app/messageevent/", {"kind__exact": "sent"})
+
+    assert response.status_code == 200
+    [event] = response.context["cl"].result_list
+    assert event.actor == "admin"
+
+
+def test_the_stop_polls_action_stops_the_selected_schedules(admin_client, sqs_untouched):
+    chosen, other = recurring_poll(), recurring_poll()
+
+    response = run_action(admin_client, "/admin/tasks_app/pollschedule/", "stop_polls", [chosen])
+
+    assert shown_messages(response) == ["Stopped 1 poll(s)."]
+    chosen = PollSchedule.objects.get(pk=chosen.pk)
+    other = PollSchedule.objects.get(pk=other.pk)
+    assert (chosen.active, other.active) == (False, True)
