@@ -47,8 +47,8 @@ class Peek:
         return len(self.messages) >= self.depth
 
 
-def dlq_peek(*, queue: str, limit: int = PEEK_LIMIT) -> Peek:
-    """Up to `limit` messages of a queue's DLQ, looked at without consuming them.
+def dlq_peek(*, queue: str, limit: int | None = None) -> Peek:
+    """Up to `limit` (PEEK_LIMIT) messages of a queue's DLQ, looked at without consuming them.
 
     SQS has no way to read a message without receiving it. A receive with a
     visibility timeout of 0 leaves the messages visible, so the next receive
@@ -67,7 +67,7 @@ def dlq_peek(*, queue: str, limit: int = PEEK_LIMIT) -> Peek:
     operator_queue_require(queue)
     dlq = sqs_client.dlq_url(queue)
     depth = sqs_client.queue_depths(queue, dead_letters=True)["visible"]
-    wanted = min(depth, limit)
+    wanted = min(depth, limit or PEEK_LIMIT)
     received: list[sqs_client.ReceivedMessage] = []
     try:
         while len(received) < wanted:

@@ -46,6 +46,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import DateTimeField, F, Q, QuerySet, Value
 from django.db.models.functions import Coalesce
@@ -71,7 +72,6 @@ from .replay import replay_outcome
 logger = logging.getLogger(__name__)
 
 SLICE_SECONDS = 45  # well under Celery's soft time limit (240 s)
-LEASE_SECONDS = 60  # longer than the longest pause between two items (MIN_RATE)
 MIN_RATE, MAX_RATE = 0.1, 100.0  # messages per second an operator may choose
 MAX_ITEMS = 100_000  # a bigger replay is refused: narrow the filter
 # How long a queued run may wait before the admin says no worker has taken it.
@@ -159,10 +159,19 @@ def run_draft_dead_letters(
     return run
 
 
-def run_confirm(*, run: OperatorRun) -> bool:
-    """Queue a draft and hand it to a worker. False when the task could not be queued (it can be resumed)."""
+def run_confirm(*, run: OperatorRun, rate: float | None = None, to_queue: str | None = None) -> bool:
+    """Queue a draft and hand it to a worker. False when its task could not be queued (it can be resumed).
+
+    The operator may still choose the rate and (a replay) the target queue here.
+    """
+    rate_check(rate)
+    parameters = {**run.parameters, "rate": rate}
+    fields = {}
+    if run.kind == RunKind.REPLAY:
+        parameters["to_queue"] = to_queue
+        fields["queue"] = to_queue or ""
     confirmed = OperatorRun.objects.filter(pk=run.pk, status=RunStatus.DRAFT).update(
-        status=RunStatus.QUEUED, confirmed_at=timezone.now()
+        status=RunStatus.QUEUED, confirmed_at=timezone.now(), parameters=parameters, **fields
     )
     if not confirmed:
         raise errors.InvalidParameter("This run is not awaiting confirmation.", details={"run": run.pk})
@@ -228,7 +237,7 @@ def run_slice(*, run_id: int, worker: str = "") -> float | None:
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now))
         .update(
             status=RunStatus.RUNNING,
-            lease_expires_at=now + timedelta(seconds=LEASE_SECONDS),
+            lease_expires_at=now + timedelta(seconds=settings.OPERATOR_RUN_LEASE_SECONDS),
             worker=token,
             started_at=Coalesce(F("started_at"), Value(now, output_field=DateTimeField())),
         )
@@ -274,7 +283,7 @@ def _still_ours(run: OperatorRun, token: str) -> bool:
     """Renew the lease; False when the run was cancelled or another delivery took it over."""
     return bool(
         OperatorRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING, worker=token).update(
-            lease_expires_at=timezone.now() + timedelta(seconds=LEASE_SECONDS)
+            lease_expires_at=timezone.now() + timedelta(seconds=settings.OPERATOR_RUN_LEASE_SECONDS)
         )
     )
 
