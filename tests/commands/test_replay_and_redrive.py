@@ -5,8 +5,8 @@ import json
 import pytest
 
 from sqs_app import operations, sqs_client
-from sqs_app.operations import dead_letters
 from sqs_app.models import AuditEntry, EventKind, Message, MessageStatus
+from sqs_app.operations import dead_letters
 from sqs_app.queues import queue_spec
 from sqs_app.services import message_send
 from tests.helpers import drain
