@@ -173,7 +173,6 @@ def run_view(model_admin, request, object_id, *, fragment: bool = False, form: C
         "eta": _eta(run),
         "report": _report(run),
         "form": form,
-        "is_creator": run.created_by_id == user.pk,
         "can_confirm": run.status == RunStatus.DRAFT
         and run.created_by_id == user.pk
         and may_act_on(user, run),
@@ -181,6 +180,8 @@ def run_view(model_admin, request, object_id, *, fragment: bool = False, form: C
         "can_resume": _resumable(run) and may_act_on(user, run),
         "progress_url": reverse("admin:sqs_app_operatorrun_progress", args=[run.pk]),
         "runs_url": reverse("admin:sqs_app_operatorrun_changelist"),
+        "messages_url": reverse("admin:sqs_app_message_changelist"),
+        "report_rows": REPORT_ROWS,
     }
     template = "admin/sqs_app/run_progress.html" if fragment else "admin/sqs_app/run.html"
     return TemplateResponse(request, template, context)

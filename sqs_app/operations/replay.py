@@ -175,7 +175,9 @@ def message_replay(
 
 def _recorded_message(record: Message) -> dict:
     if not isinstance(record.body, dict):
-        raise errors.ValidationFailed("Its body is not a JSON object; send it again with sqs_send.")
+        raise errors.ValidationFailed(
+            "Its body is not a JSON object: replay it from its page as raw JSON, or send it with sqs_send."
+        )
     serializer = StandardMessageSerializer(
         data={k: v for k, v in record.body.items() if k not in NOT_REPLAYED_KEYS}
     )
