@@ -242,3 +242,27 @@ def test_a_queue_grant_limits_what_may_be_replayed_and_where_to(default_only_cli
     assert page.status_code == 200
     assert to_other_queue.status_code == 403
     assert drain(boto_sqs, "notifications") == [] and drain(boto_sqs, "default") == []
+
+
+def test_migration_0009_links_the_replays_sqs_replay_made_before_the_field_existed(sqs):
+    import importlib
+
+    from django.apps import apps
+
+    backfill = importlib.import_module("sqs_app.migrations.0009_replay_links_backfill")
+    original = dead_lettered()
+    by_standard_id = Message.objects.create(
+        queue="notifications",
+        source="manual",
+        body={"message": "again", "replay_of": str(original.standard_id)},
+    )
+    by_sqs_id = Message.objects.create(
+        queue="default", source="manual", body={"message": "again", "replay_of": original.sqs_message_id}
+    )
+    unrelated = Message.objects.create(queue="default", source="manual", body={"replay_of": "nothing-known"})
+
+    backfill.link_replays(apps, None)
+
+    assert Message.objects.get(pk=by_standard_id.pk).replay_of == original
+    assert Message.objects.get(pk=by_sqs_id.pk).replay_of == original
+    assert Message.objects.get(pk=unrelated.pk).replay_of is None
