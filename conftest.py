@@ -53,6 +53,7 @@ def moto_endpoint():
         )
     wait_for_http(f"{endpoint}/moto-api/")
     settings.AWS_ENDPOINT_URL_SQS = endpoint
+    _point_celery_at(endpoint)
     # Processes started by end-to-end tests inherit these.
     os.environ["AWS_ENDPOINT_URL_SQS"] = endpoint
     os.environ["AWS_ENDPOINT_URL_SNS"] = endpoint
@@ -61,6 +62,20 @@ def moto_endpoint():
     if process:
         process.terminate()
         process.wait(timeout=10)
+
+
+def _point_celery_at(endpoint: str) -> None:
+    """Tasks this process queues (an operator run's) go to the moto server too.
+
+    The broker URL is derived from AWS_ENDPOINT_URL_SQS when settings load,
+    before this fixture knows the server's port.
+    """
+    from urllib.parse import urlsplit
+
+    from wipsie_site.celery import app
+
+    app.conf.broker_url = f"sqs://testing:testing@{urlsplit(endpoint).netloc}"
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "is_secure": False}
 
 
 @pytest.fixture

@@ -90,6 +90,11 @@ class Message(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # A replay is a new message (new ids) sent from this one's body; the
+    # original keeps its ids and history (sqs_app.operations.replay).
+    replay_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -199,3 +204,118 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.queue or ''} ({self.count}) at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- Operator runs: long operator actions, done in the background ----------------------
+
+
+class RunKind(models.TextChoices):
+    REPLAY = "replay", "Replay messages"
+    REDRIVE = "redrive", "Redrive dead letters"
+    DELETE_DEAD_LETTERS = "delete_dead_letters", "Delete dead letters"
+
+
+class RunStatus(models.TextChoices):
+    DRAFT = "draft", "Awaiting confirmation"
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    STOPPED = "stopped", "Stopped"  # ended early, with its reason (SQS down, a poison message)
+    CANCELLED = "cancelled", "Cancelled"
+
+    @classmethod
+    def active(cls) -> list[str]:
+        """A worker may still act on the run."""
+        return [cls.QUEUED, cls.RUNNING]
+
+    @classmethod
+    def finished(cls) -> list[str]:
+        return [cls.DONE, cls.STOPPED, cls.CANCELLED]
+
+
+class OperatorRun(models.Model):
+    """One operator action over many messages, confirmed in the admin and done by a worker.
+
+    A replay of every message matching a filter, or the redrive of a whole DLQ
+    at a capped rate, can take minutes: the admin records the run (its exact
+    items, or its bound), a thin Celery task works through it on Wipsie's own
+    `celery` queue, and the admin shows its progress. Everything a worker needs
+    to resume after being killed is here and in the items (sqs_app.operations.runs).
+    """
+
+    kind = models.CharField(max_length=30, choices=RunKind.choices)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.DRAFT)
+    # The DLQ's queue (redrive, delete), or the replay's target queue ("" = each message's own).
+    queue = models.CharField(max_length=50, blank=True)
+    # rate (messages per second, or null), to_queue, chosen DLQ message ids, the list filter ...
+    parameters = models.JSONField(default=dict, blank=True)
+    # What the operator confirmed: the exact number of items, or (a whole DLQ) its depth then.
+    total = models.PositiveIntegerField(default=0)
+    done = models.PositiveIntegerField(default=0)
+    skipped = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    stopped_reason = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.CharField(max_length=150, blank=True)
+    via = models.CharField(max_length=10, choices=AuditVia.choices, default=AuditVia.ADMIN)
+    created_at = models.DateTimeField(default=timezone.now)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The last item done: the progress page's "last progress", and the pacing across slices.
+    progressed_at = models.DateTimeField(null=True, blank=True)
+    # The worker working on it holds a lease, renewed with every item; another
+    # delivery of its task waits for the lease to end instead of running beside it.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    # Not before then: a resumed run waits for the DLQ copies its killed worker
+    # left hidden, so that it sees them again (sqs_app.operations.runs).
+    resume_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "operator run"
+        indexes = [models.Index(fields=["status", "created_at"], name="operator_run_status_created")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+
+class ItemOutcome(models.TextChoices):
+    PENDING = "", "Pending"
+    STARTED = "started", "Started"  # acted on, outcome not recorded yet (the worker may have died)
+    SENT = "sent", "Sent"  # a redrive's send is done, its DLQ copy not deleted yet
+    DONE = "done", "Done"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+
+    @classmethod
+    def open(cls) -> list[str]:
+        return [cls.PENDING, cls.STARTED, cls.SENT]
+
+
+class OperatorRunItem(models.Model):
+    """One message of an operator run, and what happened to it. Written as it happens."""
+
+    run = models.ForeignKey(OperatorRun, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    dlq_message_id = models.CharField(max_length=100, blank=True)
+    key = models.CharField(max_length=100, blank=True, help_text="The StandardMessage id, when known.")
+    outcome = models.CharField(max_length=10, choices=ItemOutcome.choices, blank=True, default="")
+    new_message_id = models.CharField(max_length=100, blank=True)
+    new_id = models.CharField(max_length=100, blank=True)
+    detail = models.TextField(blank=True, help_text="Why it was skipped, or how it failed.")
+    # A DLQ copy received by this item stays hidden until then (its receive's visibility).
+    hidden_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="unique_run_item_position")]
+        indexes = [models.Index(fields=["run", "outcome", "position"], name="run_item_outcome")]
+
+    def __str__(self) -> str:
+        return f"{self.run} item {self.position}: {self.outcome or 'pending'}"

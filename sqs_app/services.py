@@ -43,9 +43,10 @@ from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from . import errors, sqs_client
+from .audit import audited
 from .inserts import insert_rows
 from .metrics import MESSAGES_DELETED, MESSAGES_RECEIVED, MESSAGES_SENT
-from .models import EventKind, Message, MessageEvent, MessageStatus
+from .models import AuditAction, AuditVia, EventKind, Message, MessageEvent, MessageStatus
 from .queues import LOGICAL_QUEUES, is_known_queue
 from .schemas import (
     MAX_DEPTH,
@@ -111,13 +112,36 @@ def message_send(
     sent_by=None,
     source: str = "api",
     delay_seconds: int = 0,
+    via: AuditVia | None = None,
+    actor: str = "",
 ) -> OutgoingMessage:
     """Send one StandardMessage with SendMessage and record it. Raises on failure.
 
     `delay_seconds` (0-900, SQS's DelaySeconds) keeps it invisible that long.
+    `via` names the operator's door, for the audit log (sqs_app.audit).
     """
+    with audited(action=AuditAction.SEND, via=via, user=sent_by, actor=actor, queue=queue) as note:
+        outgoing = _message_send(
+            queue=queue,
+            message=message,
+            attributes=attributes or {},
+            sent_by=sent_by,
+            source=source,
+            delay_seconds=delay_seconds,
+        )
+        note.message_ids = [outgoing.message_id]
+        if outgoing.duplicate:
+            note.detail["duplicate"] = True  # nothing was sent: SQS had it already
+        if delay_seconds:
+            note.detail["delay_seconds"] = delay_seconds
+    return outgoing
+
+
+def _message_send(
+    *, queue: str, message: dict, attributes: dict, sent_by, source: str, delay_seconds: int
+) -> OutgoingMessage:
     queue_require(queue)
-    outgoing = outgoing_message(queue=queue, message=message, attributes=attributes or {}, source=source)
+    outgoing = outgoing_message(queue=queue, message=message, attributes=attributes, source=source)
     _reserve(queue=queue, batch=[outgoing], sent_by=sent_by)
     if outgoing.duplicate:
         return outgoing
@@ -538,7 +562,9 @@ def message_record_received(
     return record
 
 
-def message_delete(*, queue: str, receipt_handle: str, deleted_by=None) -> Message | None:
+def message_delete(
+    *, queue: str, receipt_handle: str, deleted_by=None, via: AuditVia | None = None, actor: str = ""
+) -> Message | None:
     """Delete a received message from SQS by its receipt handle, then record it.
 
     SQS first: once it has deleted the message, the delete has happened, and a
@@ -547,7 +573,17 @@ def message_delete(*, queue: str, receipt_handle: str, deleted_by=None) -> Messa
     queue_require(queue)
     if not receipt_handle:
         raise errors.InvalidReceiptHandle("receipt_handle is required.")
-    sqs_client.delete_message(queue=queue, receipt_handle=receipt_handle)
+    with audited(action=AuditAction.DELETE, via=via, user=deleted_by, actor=actor, queue=queue) as note:
+        sqs_client.delete_message(queue=queue, receipt_handle=receipt_handle)
+        record = _record_deleted(
+            queue=queue, receipt_handle=receipt_handle, actor=actor or _actor(deleted_by)
+        )
+        note.message_ids = [record.sqs_message_id] if record else []
+        note.count = 1
+    return record
+
+
+def _record_deleted(*, queue: str, receipt_handle: str, actor: str) -> Message | None:
     MESSAGES_DELETED.labels(queue=queue).inc()
     try:
         with transaction.atomic():
@@ -555,7 +591,7 @@ def message_delete(*, queue: str, receipt_handle: str, deleted_by=None) -> Messa
             if record is not None:
                 record.status = MessageStatus.DELETED
                 record.save(update_fields=["status", "updated_at"])
-                MessageEvent.objects.create(message=record, kind=EventKind.DELETED, actor=_actor(deleted_by))
+                MessageEvent.objects.create(message=record, kind=EventKind.DELETED, actor=actor)
             return record
     except DatabaseError:
         logger.exception("Deleted a message from SQS but could not record the delete")
@@ -602,71 +638,6 @@ def dead_letter_send(*, queue: str, body: object, error: str, retry_count: int) 
     return sqs_client.send_message(
         queue=queue, body=encoded, attributes=attributes, url=sqs_client.dlq_url(queue)
     )
-
-
-@dataclass(frozen=True)
-class Replayed:
-    dlq_message_id: str
-    message_id: str  # the new SQS MessageId on the main queue
-    record: Message | None
-
-
-def dlq_redrive(
-    *, queue: str, max_messages: int = 100, only_ids: set[str] | None = None, replayed_by=None
-) -> list[Replayed]:
-    """Move messages from a queue's DLQ back onto the queue, to be processed again.
-
-    Receive, send, delete (moto has no StartMessageMoveTask, and selective
-    redrive needs this anyway). The history row is reset *before* the send, so
-    that a worker taking the message at once does not see an old outcome and
-    skip it as a duplicate; the DLQ copy is deleted only after the send, so a
-    crash in between duplicates the message rather than losing it.
-    `only_ids` restricts the redrive to those StandardMessage ids or SQS ids;
-    the others are looked at, kept hidden while the DLQ is searched, then
-    handed back.
-    """
-    queue_require(queue)
-    dlq = sqs_client.dlq_url(queue)
-    replayed: list[Replayed] = []
-    skipped: list[str] = []
-    looked_at = 0
-    try:
-        while looked_at < max_messages:
-            batch = sqs_client.receive_messages(
-                queue=queue, max_messages=min(10, max_messages - looked_at), visibility_timeout=60, url=dlq
-            )
-            if not batch:
-                break
-            looked_at += len(batch)
-            for received in batch:
-                body = parse_body(received.body)
-                if only_ids is not None and not ({received.message_id, standard_id_of(body)} & only_ids):
-                    skipped.append(received.receipt_handle)
-                    continue
-                replayed.append(
-                    dlq_replay_one(
-                        queue=queue, dlq=dlq, received=received, body=body, actor=_actor(replayed_by)
-                    )
-                )
-            if only_ids is not None and len(replayed) >= len(only_ids):
-                break
-    finally:
-        for start in range(0, len(skipped), 10):
-            sqs_client.release_messages(queue=queue, receipt_handles=skipped[start : start + 10], url=dlq)
-    return replayed
-
-
-def dlq_replay_one(*, queue: str, dlq: str, received, body: object, actor: str) -> Replayed:
-    """Replay one received DLQ message onto its queue: reset its history, send, delete the DLQ copy."""
-    if isinstance(body, dict):
-        body = {key: value for key, value in body.items() if key != "last_error"}
-    record = message_replay_record(queue=queue, body=body, actor=actor)
-    encoded = json.dumps(body) if isinstance(body, dict) else received.body
-    message_id = sqs_client.send_message(queue=queue, body=encoded)
-    sqs_client.delete_message(queue=queue, receipt_handle=received.receipt_handle, url=dlq)
-    if record is not None:
-        Message.objects.filter(pk=record.pk).update(sqs_message_id=message_id)
-    return Replayed(received.message_id, message_id, record)
 
 
 def message_replay_record(*, queue: str, body: object, actor: str) -> Message | None:
@@ -725,7 +696,11 @@ def test_message_build() -> dict:
     }
 
 
-def test_message_send(*, sent_by=None) -> tuple[dict, OutgoingMessage]:
+def test_message_send(
+    *, sent_by=None, source: str = "api", via: AuditVia | None = None, actor: str = ""
+) -> tuple[dict, OutgoingMessage]:
     test_message = test_message_build()
-    outgoing = message_send(queue="default", message=test_message, sent_by=sent_by)
+    with audited(action=AuditAction.SEND, via=via, user=sent_by, actor=actor, queue="default") as note:
+        outgoing = message_send(queue="default", message=test_message, sent_by=sent_by, source=source)
+        note.message_ids, note.detail = [outgoing.message_id], {"test": True}
     return test_message, outgoing

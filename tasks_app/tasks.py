@@ -24,6 +24,7 @@ from django.db import DatabaseError, connections
 
 from sqs_app.errors import WipsieError
 from sqs_app.logging import bind_message_context, reset_message_context
+from sqs_app.operations import runs
 from sqs_app.services import body_problem, message_send, parse_body, standard_id_of
 
 from . import lifecycle, polling
@@ -38,6 +39,8 @@ logger = logging.getLogger(__name__)
 # back after this long, doubling with each receive, up to the cap.
 UNRECORDED_RETRY_SECONDS = 10
 UNRECORDED_RETRY_CAP_SECONDS = 300
+# An operator run's slice that met the database or SQS down is tried again after this long.
+OPERATOR_RUN_RETRY_SECONDS = 30
 
 
 class MessageTask(Task):
@@ -198,3 +201,24 @@ def send_scheduled_poll(schedule_id: int):
         logger.warning("Recurring poll %s no longer exists; nothing sent", schedule_id)
         return
     message_send(queue="data_polling", source="scheduler", message=polling.scheduled_message(schedule))
+
+
+@shared_task(bind=True, name="tasks_app.tasks.operator_run", ignore_result=True, max_retries=None)
+def operator_run(self, run_id: int):
+    """One slice of an operator run (sqs_app.operations.runs), then the next slice's task.
+
+    Late acknowledgement (the setting) gives the task back to SQS if the worker
+    dies during a slice; the run's lease and per-item journal make the next
+    delivery go on from where it stopped, without acting twice.
+    """
+    try:
+        again_in = runs.run_slice(run_id=run_id, worker=self.request.hostname or "")
+    except (DatabaseError, WipsieError) as exc:
+        if isinstance(exc, DatabaseError):
+            _drop_broken_connection()
+        logger.warning(
+            "Operator run %s paused (%s); trying again in %s s", run_id, exc, OPERATOR_RUN_RETRY_SECONDS
+        )
+        raise self.retry(exc=exc, countdown=OPERATOR_RUN_RETRY_SECONDS) from exc
+    if again_in is not None:
+        self.apply_async(args=[run_id], countdown=again_in)

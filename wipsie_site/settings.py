@@ -326,6 +326,11 @@ UNFOLD = {
 # unfold's login form carries no "next" field: after a plain login, go to the dashboard.
 LOGIN_REDIRECT_URL = "admin:index"
 
+# An operator run (sqs_app.operations.runs) is held by one worker at a time, under a
+# lease renewed with every item: when its worker dies, another takes it over this
+# long after its last item. Longer than the slowest pace (10 s between items).
+OPERATOR_RUN_LEASE_SECONDS = env.int("OPERATOR_RUN_LEASE_SECONDS", default=60)
+
 # The admin's SQS reads (dashboard, queues page) give up quickly: a hung SQS
 # shows a notice within seconds instead of holding the page for minutes.
 SQS_ADMIN_TIMEOUT_SECONDS = env.float("SQS_ADMIN_TIMEOUT_SECONDS", default=1.0)

@@ -3,13 +3,16 @@
 - `messages`: the message history (list, search, filters, export) and its
   trace page (`trace`), with the replay action.
 - `send`: the send form per task type, built from sqs_app.schemas.
-- `queues`: live queue depths and redrive.
+- `queues`: live queue depths, and purge behind a confirmation page.
+- `dead_letters`: a page per DLQ (peek), with redrive, delete and purge.
+- `replay`: replay one message, as sent or edited, from its trace page.
+- `runs`: the confirmation and progress pages of bulk actions (OperatorRun).
 - `dashboard`: the admin index: depths, recent outcomes, a 24-hour chart.
 - `task_results`, `accounts`, `events`: the other models, styled alike.
 - `navigation`: the sidebar; `guards`: the server-side permission checks.
 
 Every page and action asks sqs_app.permissions on the server, and acts
-through sqs_app.services, exactly as the API does.
+through sqs_app.services and sqs_app.operations, exactly as the API does.
 """
 
-from . import accounts, events, messages, task_results  # noqa: F401  (registers the admins)
+from . import accounts, events, messages, runs, task_results  # noqa: F401  (registers the admins)

@@ -1,7 +1,10 @@
 """The message history: one line per message, filters, search, export, and the trace page.
 
 History is a record of what happened: nothing here adds, edits or deletes a
-row. The one action, replay, goes through sqs_app.services like the API's.
+row. The one action, replay, makes a draft operator run of exactly the
+messages selected (or all matching the filter, across pages), confirmed on
+its own page and done by a worker (runs.py); a message's own page replays it
+at once, optionally edited (replay.py).
 """
 
 import contextlib
@@ -10,8 +13,9 @@ import uuid
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedFieldListFilter
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, TextField
+from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast, Upper
+from django.http import HttpResponseRedirect
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
@@ -19,14 +23,14 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateTimeFilter
 from unfold.decorators import display
 
-from .. import selectors, services
-from ..audit import audit_record
+from .. import selectors
 from ..errors import WipsieError
-from ..models import AuditAction, AuditVia, EventKind, Message, MessageStatus
-from ..permissions import Action
+from ..models import Message, MessageStatus
+from ..operations import runs as operator_runs
+from ..permissions import Action, allowed
 from ..queues import LOGICAL_QUEUES
 from ..schemas import PRIORITIES, SOURCES, TASK_DATA_SCHEMAS
-from . import export, guards, queues, send, trace
+from . import export, guards, queues, runs, send, trace
 
 STATUS_LABELS = {
     MessageStatus.PENDING: "info",
@@ -34,17 +38,6 @@ STATUS_LABELS = {
     MessageStatus.RECEIVED: "info",
     **trace.STATUS_LABELS,
 }
-
-
-def _dlq_key(message: Message) -> str:
-    """What the message's DLQ copy is known by: its StandardMessage id, or else the
-    DLQ's own SQS id recorded with the outcome. The copy is a new SQS message, so
-    the original SQS id of a body from another producer never matches it.
-    """
-    if message.standard_id:
-        return str(message.standard_id)
-    outcome = message.events.filter(kind__in=[EventKind.FAILED, EventKind.DEAD_LETTERED]).last()
-    return (outcome.detail.get("dlq_message_id") if outcome else None) or message.sqs_message_id
 
 
 def short_id(value, *, keep: int = 8) -> str:
@@ -130,7 +123,7 @@ class MessageAdmin(ModelAdmin):
     list_select_related = ["sent_by"]
     list_per_page = 50
     show_full_result_count = False  # a COUNT(*) over a million rows on every page is not worth it
-    actions = ["replay_from_dlq"]
+    actions = ["replay"]
     change_list_template = "admin/sqs_app/message/change_list.html"
 
     # --- history is read-only -----------------------------------------------------------
@@ -211,52 +204,64 @@ class MessageAdmin(ModelAdmin):
 
     # --- replay ------------------------------------------------------------------------------------
 
-    @admin.action(
-        description="Replay the selected messages from their dead-letter queue", permissions=["replay"]
-    )
-    def replay_from_dlq(self, request, queryset):
-        selected = list(queryset)
-        replayable = [m for m in selected if m.status in (MessageStatus.FAILED, MessageStatus.DEAD_LETTERED)]
-        by_queue: dict[str, set[str]] = {}
-        for message in replayable:
-            by_queue.setdefault(message.queue, set()).add(_dlq_key(message))
-        for queue in by_queue:
-            guards.require(request, Action.REPLAY, queue=queue)
-        replayed = 0
-        for queue, ids in by_queue.items():
-            try:
-                done = services.dlq_redrive(queue=queue, only_ids=ids, replayed_by=request.user)
-            except WipsieError as exc:
-                self.message_user(request, f"{queue}: {exc.message}", messages.ERROR)
-                continue
-            replayed += len(done)
-            audit_record(
-                action=AuditAction.REPLAY,
-                via=AuditVia.ADMIN,
+    @admin.action(description="Replay the selected messages as new messages…", permissions=["replay"])
+    def replay(self, request, queryset):
+        """A draft run of exactly these messages; its page shows the count and asks for confirmation.
+
+        With "Select all N", `queryset` is every message matching the list's
+        filter and search, on every page. Messages on queues the user may not
+        replay are left out, and the page says how many and why.
+        """
+        per_queue = dict(queryset.order_by().values_list("queue").annotate(n=Count("id")))
+        permitted = [queue for queue in per_queue if allowed(request.user, Action.REPLAY, queue=queue)]
+        if not permitted:
+            raise PermissionDenied(f"Not permitted: replay_message on {', '.join(sorted(per_queue))}")
+        refused = {queue: n for queue, n in per_queue.items() if queue not in permitted}
+        across = request.POST.get("select_across") == "1"
+        selection = f"all matching {request.GET.urlencode() or 'the list'}" if across else "selected"
+        if refused:
+            selection += "; left out, not permitted: " + ", ".join(f"{n} on {q}" for q, n in refused.items())
+        try:
+            run = operator_runs.run_draft_replay(
+                messages=queryset.filter(queue__in=permitted),
+                to_queue=None,
+                rate=None,
                 user=request.user,
-                queue=queue,
-                message_ids=[r.message_id for r in done],
-                count=len(done),
+                selection=selection,
             )
-        skipped = len(selected) - len(replayable)
-        self.message_user(
-            request,
-            f"Replayed {replayed} message(s)."
-            + (f" {skipped} were not failed or dead-lettered and were left alone." if skipped else ""),
-            messages.SUCCESS if replayed else messages.WARNING,
-        )
+        except WipsieError as exc:
+            self.message_user(request, f"{exc.error_code}: {exc.message}", messages.ERROR)
+            return None
+        return HttpResponseRedirect(runs.run_url(run))
 
     # --- the other pages of the console ------------------------------------------------------------
 
     def get_urls(self):
+        from . import dead_letters, replay  # they use this module's helpers
+
         view = self.admin_site.admin_view
         custom = [
             path("send/", view(lambda r: send.send_view(self, r)), name="sqs_app_message_send"),
             path("queues/", view(lambda r: queues.queues_view(self, r)), name="sqs_app_message_queues"),
             path(
-                "queues/<str:queue_name>/redrive/",
-                view(lambda r, queue_name: queues.redrive_view(self, r, queue_name)),
-                name="sqs_app_message_redrive",
+                "queues/<str:queue_name>/purge/",
+                view(lambda r, queue_name: queues.purge_view(self, r, queue_name)),
+                name="sqs_app_message_purge",
+            ),
+            path(
+                "dead-letters/",
+                view(lambda r: dead_letters.dead_letters_index(self, r)),
+                name="sqs_app_message_dead_letters",
+            ),
+            path(
+                "dead-letters/<str:queue>/",
+                view(lambda r, queue: dead_letters.dead_letter_queue_view(self, r, queue)),
+                name="sqs_app_message_dead_letter_queue",
+            ),
+            path(
+                "<path:object_id>/replay/",
+                view(lambda r, object_id: replay.replay_view(self, r, object_id)),
+                name="sqs_app_message_replay",
             ),
             path(
                 "export/<str:fmt>/",

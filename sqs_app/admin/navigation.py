@@ -1,15 +1,13 @@
 """The sidebar (UNFOLD["SIDEBAR"]["navigation"]): the operator's pages, in the order they use them.
 
+"Dead letters" leads to the dead-letter queues' own pages (sqs_app/admin/dead_letters.py).
 Entries whose own page is still to come point at the nearest existing one:
-- "Dead letters": the failed and dead-lettered messages;
 - "Audit log": the message events (who did what, when), until the audit
   log's own admin is registered;
 - "Recurring polls": the poll schedules (each links to its django-celery-beat task).
 """
 
 from django.urls import NoReverseMatch, reverse
-
-from ..models import MessageStatus
 
 
 def _first_url(*names: str, query: str = "") -> str | None:
@@ -31,7 +29,7 @@ def _can_view(model_label: str):
 
 
 def _is_dead_letters(request) -> bool:
-    return request.path == reverse("admin:sqs_app_message_changelist") and "status__in" in request.GET
+    return request.path.startswith(reverse("admin:sqs_app_message_dead_letters"))
 
 
 def _is_messages(request) -> bool:
@@ -44,7 +42,6 @@ def _is_messages(request) -> bool:
 
 
 def sidebar(request) -> list[dict]:
-    dead = f"?status__in={MessageStatus.FAILED},{MessageStatus.DEAD_LETTERED}"
     messages = [
         ("Dashboard", "dashboard", reverse("admin:index"), None),
         ("Queues", "stacks", reverse("admin:sqs_app_message_queues"), _can_view("sqs_app.message")),
@@ -58,7 +55,7 @@ def sidebar(request) -> list[dict]:
         (
             "Dead letters",
             "skull",
-            reverse("admin:sqs_app_message_changelist") + dead,
+            reverse("admin:sqs_app_message_dead_letters"),
             _can_view("sqs_app.message"),
             _is_dead_letters,
         ),

@@ -1,15 +1,19 @@
-"""Queues: live depths from SQS (bounded by a short timeout), and redrive of dead letters."""
+"""Queues: live depths from SQS (bounded by a short timeout), and purge behind a confirmation page.
 
+Redriving dead letters is on each queue's dead-letter page (dead_letters.py).
+"""
+
+from django import forms
 from django.contrib import messages
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from .. import selectors, services, sqs_client
-from ..audit import audit_record
+from .. import operations, selectors, sqs_client
 from ..errors import WipsieError
-from ..models import AuditAction, AuditVia
+from ..models import AuditVia
 from ..permissions import Action
+from ..queues import OPERATOR_QUEUES
 from . import guards
 
 
@@ -26,7 +30,8 @@ def queues_view(model_admin, request):
     guards.require_view(request, model_admin)
     rows, error = queue_rows()
     for row in rows:
-        row["can_redrive"] = bool(row.get("dead")) and guards.can(request, Action.REDRIVE, queue=row["name"])
+        row["can_view_dead"] = guards.can(request, Action.VIEW_ALL, queue=row["name"])
+        row["can_purge"] = guards.can(request, Action.PURGE, queue=row["name"])
     context = {
         **model_admin.admin_site.each_context(request),
         "title": "Queues",
@@ -36,30 +41,62 @@ def queues_view(model_admin, request):
     return TemplateResponse(request, "admin/sqs_app/queues.html", context)
 
 
-def redrive_view(model_admin, request, queue_name: str):
-    guards.require(request, Action.REDRIVE, queue=queue_name)
-    if request.method != "POST":
-        return HttpResponseRedirect(reverse("admin:sqs_app_message_queues"))
+class PurgeForm(forms.Form):
+    confirm = forms.CharField(label="Type the queue's name to confirm", max_length=50)
+
+    def __init__(self, *args, queue: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.queue = queue
+
+    def clean_confirm(self):
+        if self.cleaned_data["confirm"].strip() != self.queue:
+            raise forms.ValidationError(f"Type {self.queue} to purge it; nothing was purged.")
+        return self.cleaned_data["confirm"]
+
+
+def purge_view(model_admin, request, queue_name: str):
+    """A confirmation page naming the queue (or its DLQ) and its depth now; POST purges."""
+    if queue_name not in OPERATOR_QUEUES:
+        raise Http404("No such queue.")
+    guards.require(request, Action.PURGE, queue=queue_name)
+    dead_letters = request.GET.get("dlq") == "1"
+    what = f"the {queue_name} dead-letter queue" if dead_letters else f"the {queue_name} queue"
+    back = (
+        reverse("admin:sqs_app_message_dead_letter_queue", args=[queue_name])
+        if dead_letters
+        else reverse("admin:sqs_app_message_queues")
+    )
+    form = PurgeForm(request.POST or None, queue=queue_name)
+    if request.method == "POST" and form.is_valid():
+        try:
+            count = operations.queue_purge(
+                queue=queue_name, dead_letters=dead_letters, via=AuditVia.ADMIN, user=request.user
+            )
+        except WipsieError as exc:
+            form.add_error(None, f"{exc.error_code}: {exc.message}")
+        else:
+            model_admin.message_user(
+                request,
+                f"Purged {what}: about {count} message(s) (SQS finishes within 60 s).",
+                messages.SUCCESS,
+            )
+            return HttpResponseRedirect(back)
+    depths, error = None, None
     try:
-        replayed = services.dlq_redrive(queue=queue_name, replayed_by=request.user)
+        with sqs_client.quick_calls():
+            depths = sqs_client.queue_depths(queue_name, dead_letters=dead_letters)
     except WipsieError as exc:
-        audit_record(
-            action=AuditAction.REDRIVE,
-            via=AuditVia.ADMIN,
-            user=request.user,
-            queue=queue_name,
-            succeeded=False,
-            detail={"error": exc.error_code},
-        )
-        model_admin.message_user(request, f"{queue_name}: {exc.message}", messages.ERROR)
-    else:
-        audit_record(
-            action=AuditAction.REDRIVE,
-            via=AuditVia.ADMIN,
-            user=request.user,
-            queue=queue_name,
-            message_ids=[r.message_id for r in replayed],
-            count=len(replayed),
-        )
-        model_admin.message_user(request, f"Redrove {len(replayed)} message(s) from the {queue_name} DLQ.")
-    return HttpResponseRedirect(reverse("admin:sqs_app_message_queues"))
+        error = f"SQS did not answer ({exc.error_code}: {exc.message}); its depth is not known."
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"Purge {what}",
+        "queue": queue_name,
+        "what": what,
+        "dead_letters": dead_letters,
+        "depths": depths,
+        "total": sum(depths.values()) if depths else None,
+        "error": error,
+        "form": form,
+        "back": back,
+    }
+    return TemplateResponse(request, "admin/sqs_app/purge.html", context)

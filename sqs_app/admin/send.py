@@ -16,9 +16,8 @@ from django.utils.html import format_html
 
 from .. import services
 from ..api.serializers import SendRequestSerializer
-from ..audit import audit_record
 from ..errors import WipsieError, validation_details
-from ..models import AuditAction, AuditVia
+from ..models import AuditVia
 from ..permissions import Action
 from ..queues import LOGICAL_QUEUES
 from ..schemas import TASK_DATA_SCHEMAS, StandardMessageSerializer
@@ -179,6 +178,7 @@ def send_view(model_admin, request):
                 sent_by=request.user,
                 source="manual",
                 delay_seconds=form.cleaned_data.get("delay_seconds") or 0,
+                via=AuditVia.ADMIN,
             )
         except WipsieError as exc:
             form.add_error(None, f"{exc.error_code}: {exc.message}")
@@ -197,14 +197,6 @@ def send_view(model_admin, request):
                     ),
                 )
             else:
-                audit_record(
-                    action=AuditAction.SEND,
-                    via=AuditVia.ADMIN,
-                    user=request.user,
-                    queue=data["queue_name"],
-                    message_ids=[sent.message_id],
-                    count=1,
-                )
                 model_admin.message_user(
                     request,
                     format_html(

@@ -68,8 +68,8 @@ def trace_view(model_admin, request, object_id):
     guards.require_view(request, model_admin)
     message = (
         model_admin.get_queryset(request)
-        .select_related("sent_by")
-        .prefetch_related("events")
+        .select_related("sent_by", "replay_of")
+        .prefetch_related("events", "replays")
         .filter(pk=object_id)
         .first()
         if str(object_id).isdigit()
@@ -85,8 +85,8 @@ def trace_view(model_admin, request, object_id):
         "message": message,
         "status_type": STATUS_LABELS.get(message.status, ""),
         **trace_context(message),
-        "can_replay": message.status in (MessageStatus.FAILED, MessageStatus.DEAD_LETTERED)
-        and guards.can(request, Action.REPLAY, queue=message.queue),
+        "can_replay": guards.can(request, Action.REPLAY, queue=message.queue),
+        "replay_url": reverse("admin:sqs_app_message_replay", args=[message.pk]),
         "changelist_url": reverse("admin:sqs_app_message_changelist"),
     }
     return TemplateResponse(request, "admin/sqs_app/message/trace.html", context)
@@ -122,8 +122,8 @@ def trace_context(message: Message) -> dict:
         "poll_results": [(result, admin_url(result)) for result in _poll_results(message)],
         "poll_schedule": _poll_schedule(message),
         "poll_schedule_url": admin_url(_poll_schedule(message)),
-        "replay_of": getattr(message, "replay_of", None),
-        "replays": list(message.replays.all()) if hasattr(message, "replays") else [],
+        "replay_of": message.replay_of,
+        "replays": list(message.replays.all()),
         "correlated_url": reverse("admin:sqs_app_message_changelist") + f"?q={message.correlation_id}"
         if message.correlation_id
         else "",

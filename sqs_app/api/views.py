@@ -12,11 +12,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import errors, health, permissions, selectors, services
-from ..audit import audit_record
+from .. import errors, health, operations, permissions, selectors, services
 from ..errors import validation_details
 from ..logging import log_message_sent
-from ..models import AuditAction, AuditVia
+from ..models import AuditVia
 from ..permissions import Action
 from ..queues import LOGICAL_QUEUES
 from . import serializers as s
@@ -180,16 +179,11 @@ class DeleteView(APIView):
     )
     def delete(self, request, queue_name: str):
         params = parse_query(s.DeleteQuerySerializer, request)
-        record = services.message_delete(
-            queue=queue_name, receipt_handle=params["receipt_handle"], deleted_by=request.user
-        )
-        audit_record(
-            action=AuditAction.DELETE,
-            via=AuditVia.API,
-            user=request.user,
+        services.message_delete(
             queue=queue_name,
-            message_ids=[record.sqs_message_id] if record else [],
-            count=1,
+            receipt_handle=params["receipt_handle"],
+            deleted_by=request.user,
+            via=AuditVia.API,
         )
         return Response({"status": "deleted", "queue": queue_name})
 
@@ -233,21 +227,22 @@ class RedriveView(APIView):
     def post(self, request, queue_name: str):
         data = parse_body(s.RedriveRequestSerializer, request)
         ids = data.get("message_ids")
-        replayed = services.dlq_redrive(
+        services.queue_require(queue_name)
+        report = operations.dlq_redrive_run(
             queue=queue_name,
-            max_messages=data["max_messages"],
+            limit=data["max_messages"],
             only_ids=set(ids) if ids else None,
             replayed_by=request.user,
-        )
-        messages = [{"dlq_message_id": r.dlq_message_id, "message_id": r.message_id} for r in replayed]
-        audit_record(
-            action=AuditAction.REDRIVE,
             via=AuditVia.API,
-            user=request.user,
-            queue=queue_name,
-            message_ids=[r.message_id for r in replayed],
-            detail={"requested_ids": ids or [], "max_messages": data["max_messages"]},
         )
+        if report.first_error is not None and not report.replayed:
+            # Nothing moved: the error itself, in the envelope. (What did move is
+            # gone from the DLQ, so a client retrying after a partial failure
+            # redrives only the rest.)
+            raise report.first_error
+        messages = [
+            {"dlq_message_id": r["dlq_message_id"], "message_id": r["message_id"]} for r in report.replayed
+        ]
         return Response({"queue": queue_name, "replayed": len(messages), "messages": messages})
 
 

@@ -116,3 +116,69 @@ def hung_sqs(settings):
         connection.close()
     listener.close()
     sqs_client.reset()
+
+
+OPERATOR_PERMISSIONS = [
+    "sqs_app.send_message",
+    "sqs_app.replay_message",
+    "sqs_app.redrive_dead_letters",
+    "sqs_app.delete_dead_letters",
+    "sqs_app.purge_queue",
+]
+
+
+@pytest.fixture
+def default_only(django_user_model):
+    """Staff with every permission, narrowed by a queue grant to `default` alone."""
+    from django.contrib.auth.models import Group
+
+    from sqs_app.models import QueueGrant
+
+    user = django_user_model.objects.create_user(
+        "quinn", "quinn@example.com", "quinn-pass-123", is_staff=True
+    )
+    group = Group.objects.create(name="default only")
+    QueueGrant.objects.create(group=group, queue="default")
+    user.groups.add(group)
+    return grant(user, *VIEWER_PERMISSIONS, *OPERATOR_PERMISSIONS)
+
+
+@pytest.fixture
+def default_only_client(default_only):
+    client = Client()
+    client.force_login(default_only)
+    return client
+
+
+def run_to_end(run_id: int, *, slices: int = 20) -> None:
+    """What the worker's task does: slices until the run says there is nothing more to do now."""
+    from sqs_app.operations import runs
+
+    for _ in range(slices):
+        if runs.run_slice(run_id=run_id, worker="test-worker") is None:
+            return
+    raise AssertionError(f"run {run_id} did not end within {slices} slices")
+
+
+def celery_queue_bodies(boto_sqs) -> list[dict]:
+    """The task messages on Wipsie's own `celery` queue (hidden for a minute once read)."""
+    import base64
+
+    url = boto_sqs.get_queue_url(QueueName="wipsie-celery")["QueueUrl"]
+    found = []
+    while batch := boto_sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60).get(
+        "Messages", []
+    ):
+        for message in batch:
+            envelope = json.loads(base64.b64decode(message["Body"]))
+            found.append(envelope["headers"])
+    return found
+
+
+@pytest.fixture
+def operator_staff_client(django_user_model):
+    """Another operator (every permission, no grant): not the one who made a run."""
+    user = django_user_model.objects.create_user("otto", password="otto-pass-123", is_staff=True)
+    client = Client()
+    client.force_login(grant(user, *VIEWER_PERMISSIONS, *OPERATOR_PERMISSIONS))
+    return client

@@ -1,6 +1,5 @@
 """The message list: one line per message, filters, search, and history that cannot be changed."""
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -8,8 +7,8 @@ from django.utils import timezone
 
 from sqs_app.models import EventKind, Message, MessageStatus
 from sqs_app.services import message_send
-from tests.admin.conftest import dead_lettered, grant, run_action, shown_messages
-from tests.helpers import data_polling, drain, notification, processing
+from tests.admin.conftest import dead_lettered, grant
+from tests.helpers import data_polling, notification, processing
 
 pytestmark = pytest.mark.django_db
 
@@ -217,49 +216,7 @@ def test_a_user_who_is_not_staff_is_sent_to_the_login_page(client, user, sqs_unt
     assert response["Location"].startswith("/admin/login/")
 
 
-# --- replay (the one action) -------------------------------------------------------------------------------
-
-
-def test_the_replay_action_replays_the_selected_dead_lettered_messages(admin_client, boto_sqs):
-    chosen, left = dead_lettered("chosen"), dead_lettered("left")
-    finished = row(queue="notifications", status=MessageStatus.SUCCEEDED)
-
-    response = run_action(admin_client, MESSAGES, "replay_from_dlq", [chosen, finished])
-
-    assert response.status_code == 200
-    assert shown_messages(response) == [
-        "Replayed 1 message(s). 1 were not failed or dead-lettered and were left alone."
-    ]
-    [replayed] = drain(boto_sqs, "notifications")
-    assert json.loads(replayed["Body"])["id"] == str(chosen.standard_id)
-    assert Message.objects.get(pk=chosen.pk).status == MessageStatus.SENT
-    assert Message.objects.get(pk=left.pk).status == MessageStatus.FAILED
-
-
-def test_the_replay_action_replays_a_message_from_another_producer(admin_client, boto_sqs):
-    record = dead_lettered(raw_body="resize photo 17")
-
-    response = run_action(admin_client, MESSAGES, "replay_from_dlq", [record])
-
-    assert shown_messages(response) == ["Replayed 1 message(s)."]
-    assert [m["Body"] for m in drain(boto_sqs, "notifications")] == ["resize photo 17"]
-
-
-def test_a_viewer_is_not_offered_replay_and_a_crafted_replay_post_gets_403(viewer_client, boto_sqs):
-    record = dead_lettered()
-
-    listing = viewer_client.get(MESSAGES)
-    crafted = viewer_client.post(
-        MESSAGES, {"action": "replay_from_dlq", "_selected_action": [record.pk], "index": 0}
-    )
-
-    assert listing.status_code == 200
-    assert listing.context["action_form"] is None or "replay_from_dlq" not in dict(
-        listing.context["action_form"].fields["action"].choices
-    )
-    assert crafted.status_code == 403
-    assert Message.objects.get(pk=record.pk).status == MessageStatus.FAILED
-    assert drain(boto_sqs, "notifications") == []
+# --- replay (the one action): tests/admin/test_bulk_replay.py ----------------------------------------------
 
 
 def test_on_postgresql_trigram_indexes_serve_the_body_and_error_search(admin_client):

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from sqs_app.models import EventKind, Message
+from sqs_app.models import EventKind
 from sqs_app.queues import queue_spec
 from sqs_app.services import message_send
-from tests.admin.conftest import dead_lettered, shown_messages
-from tests.helpers import drain, make_sqs_unreachable, notification
+from tests.admin.conftest import dead_lettered
+from tests.helpers import make_sqs_unreachable, notification
 
 pytestmark = pytest.mark.django_db
 
@@ -38,8 +38,7 @@ def test_the_queues_page_shows_depths_and_dead_letters(admin_client, sqs):
         (row["visible"], row["dead"]) == (0, 0) for name, row in rows.items() if name != "notifications"
     )
     content = response.content.decode()
-    assert 'name="redrive-notifications"' in content
-    assert 'name="redrive-default"' not in content
+    assert 'href="/admin/sqs_app/message/dead-letters/notifications/">1<' in content
 
 
 def test_the_queues_page_shows_an_unreachable_sqs(admin_client, sqs, settings):
@@ -51,67 +50,53 @@ def test_the_queues_page_shows_an_unreachable_sqs(admin_client, sqs, settings):
     assert "SQS_UNAVAILABLE" in response.content.decode()
 
 
-def test_redrive_moves_dead_letters_back_onto_the_queue(admin_client, boto_sqs):
-    first, second = dead_lettered("first"), dead_lettered("second")
-
-    response = admin_client.post(f"{QUEUES}notifications/redrive/", follow=True)
-
-    assert response.redirect_chain == [(QUEUES, 302)]
-    assert "Redrove 2 message(s) from the notifications DLQ." in shown_messages(response)
-    assert dlq_count(boto_sqs) == 0
-    replayed = {json.loads(m["Body"])["id"] for m in drain(boto_sqs, "notifications")}
-    assert replayed == {str(first.standard_id), str(second.standard_id)}
-    assert Message.objects.get(pk=first.pk).events.last().actor == "admin"
-
-
-def test_redrive_is_a_post_only(admin_client, boto_sqs):
+def test_each_queue_links_its_dead_letters_and_purge_to_whoever_may(admin_client, viewer_client, sqs):
     dead_lettered()
 
-    response = admin_client.get(f"{QUEUES}notifications/redrive/")
+    admin_page = admin_client.get(QUEUES).content.decode()
+    viewer_page = viewer_client.get(QUEUES).content.decode()
 
-    assert response.status_code == 302
+    assert 'href="/admin/sqs_app/message/dead-letters/notifications/"' in admin_page
+    assert 'id="purge-notifications"' in admin_page
+    assert 'href="/admin/sqs_app/message/dead-letters/notifications/"' in viewer_page
+    assert "purge-" not in viewer_page
+
+
+def test_the_old_one_click_redrive_url_is_gone(admin_client, boto_sqs):
+    dead_lettered()
+
+    response = admin_client.post(f"{QUEUES}notifications/redrive/")
+
+    assert response.status_code in (302, 404)  # the admin's catch-all: no such page
     assert dlq_count(boto_sqs) == 1
 
 
-def test_a_viewer_sees_depths_but_no_redrive_button_and_a_crafted_redrive_gets_403(viewer_client, boto_sqs):
-    dead_lettered()
-
-    page = viewer_client.get(QUEUES)
-    crafted = viewer_client.post(f"{QUEUES}notifications/redrive/")
-
-    assert page.status_code == 200
-    assert "Redrive dead letters" not in page.content.decode()
-    assert crafted.status_code == 403
-    assert dlq_count(boto_sqs) == 1
-    assert Message.objects.get().events.filter(kind=EventKind.REPLAYED).count() == 0
-
-
-def test_a_user_who_is_not_staff_cannot_redrive(client, user, boto_sqs):
-    client.force_login(user)
-    dead_lettered()
-
-    response = client.post(f"{QUEUES}notifications/redrive/")
-
-    assert response.status_code == 302
-    assert dlq_count(boto_sqs) == 1
-
-
-def test_sends_replays_and_redrives_from_the_admin_are_in_the_audit_log(admin_client, boto_sqs):
-    from sqs_app.models import AuditEntry
-    from tests.admin.conftest import run_action
+def test_sends_replays_redrives_deletes_and_purges_from_the_admin_are_in_the_audit_log(
+    admin_client, boto_sqs
+):
+    from sqs_app.models import AuditEntry, OperatorRun
+    from tests.admin.conftest import run_to_end
+    from tests.admin.test_replay import replay
 
     replayed, redriven = dead_lettered("replayed"), dead_lettered("redriven")
-    run_action(admin_client, "/admin/sqs_app/message/", "replay_from_dlq", [replayed])
-    admin_client.post(f"{QUEUES}notifications/redrive/")
+    replay(admin_client, replayed)
+    dlq_id = redriven.events.get(kind=EventKind.FAILED).detail["dlq_message_id"]
+    admin_client.post(
+        "/admin/sqs_app/message/dead-letters/notifications/", {"action": "redrive_selected", "ids": [dlq_id]}
+    )
+    run = OperatorRun.objects.get()
+    admin_client.post(f"/admin/sqs_app/operatorrun/{run.pk}/confirm/", {"rate": "50"})
+    run_to_end(run.pk)
     admin_client.post(
         "/admin/sqs_app/message/send/?type=raw",
         {"queue_name": "notifications", "message": json.dumps(notification())},
     )
+    admin_client.post(f"{QUEUES}default/purge/", {"confirm": "default"})
 
     entries = [(e.action, e.via, e.actor, e.queue, e.count) for e in AuditEntry.objects.order_by("id")]
     assert entries == [
         ("replay", "admin", "admin", "notifications", 1),
         ("redrive", "admin", "admin", "notifications", 1),
         ("send", "admin", "admin", "notifications", 1),
+        ("purge", "admin", "admin", "default", 0),
     ]
-    assert redriven.pk

@@ -13,7 +13,7 @@ from django_celery_results.models import TaskResult
 from selenium.webdriver.support.ui import Select
 
 from sqs_app import services
-from sqs_app.models import EventKind, Message, MessageStatus
+from sqs_app.models import Message, MessageStatus
 from sqs_app.queues import queue_spec
 from tasks_app import lifecycle
 from tests.admin.conftest import VIEWER_PERMISSIONS, grant, worker_took
@@ -22,7 +22,6 @@ from tests.browser.conftest import link_text
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-REPLAY_ACTION = "Replay the selected messages from their dead-letter queue"
 MIN_SCREENSHOT_BYTES = 10 * 1024
 SIDEBAR = [
     "Dashboard",
@@ -194,22 +193,61 @@ def test_invalid_fields_are_all_shown_beside_their_fields_and_nothing_is_sent(sq
     assert take_all(boto_sqs, queue_url(boto_sqs, "notifications")) == []
 
 
-def test_replaying_a_failed_message_from_its_trace_page_sends_it_again(sqs, boto_sqs, staff, signed_in):
+def test_an_operator_finds_a_dead_letter_on_its_dlq_page_and_replays_it_edited(
+    sqs, boto_sqs, staff, signed_in
+):
+    others = [
+        services.message_send(queue="notifications", message=notification(subject=s), sent_by=staff).record
+        for s in ("Nightly export ready", "Invoice 1042 paid")
+    ]
     failed = services.message_send(queue="notifications", message=notification(), sent_by=staff).record
-    assert len(take_all(boto_sqs, queue_url(boto_sqs, "notifications"))) == 1
+    assert len(take_all(boto_sqs, queue_url(boto_sqs, "notifications"))) == 3
+    for other, error in zip(
+        others, ["webhook answered 404: no such hook", "connection refused"], strict=True
+    ):
+        lifecycle.message_failed(worker_took(other), error=error)
     lifecycle.message_failed(worker_took(failed), error="webhook answered 500")
 
-    signed_in.open(f"/admin/sqs_app/message/{failed.pk}/change/")
-    assert "webhook answered 500" in signed_in.find("#trace-last-error").text
-    signed_in.press(signed_in.find('#replay-form button[name="replay"]'))
+    signed_in.open("/admin/")
+    signed_in.press(signed_in.link("Dead letters", within="#nav-sidebar"))
+    assert signed_in.path == "/admin/sqs_app/message/dead-letters/"
+    signed_in.press(signed_in.link("notifications"))
+    assert signed_in.path == "/admin/sqs_app/message/dead-letters/notifications/"
+    assert len(signed_in.find_all("#dead-letters tr.dead-letter")) == 3
+    history_link = signed_in.find(
+        f'#dead-letters a.dead-letter-history[href$="/message/{failed.pk}/change/"]'
+    )
+    row = history_link.find_element("xpath", "./ancestor::tr")
+    assert "webhook answered 500" in row.find_element("css selector", ".dead-letter-error").text
+    data = signed_in.screenshot(DOCS / "admin-dead-letters.png")
+    assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > MIN_SCREENSHOT_BYTES
+    assert signed_in.page_width_at(400) <= 420, "the DLQ page must fit a 400 px screen"
 
-    assert signed_in.messages() == ["Replayed 1 message(s)."]
+    signed_in.press(history_link)
+    assert signed_in.path == f"/admin/sqs_app/message/{failed.pk}/change/"
+    signed_in.press(signed_in.find("#replay-link"))
+    assert signed_in.find("#id_data__subject").get_attribute("value") == "Deploy finished"
+    fill(signed_in, "data__subject", "Deploy finished, again")
+    fill(signed_in, "data__recipient", "not a url")  # a mistake first: shown beside the field, edit kept
+    signed_in.press(signed_in.find('button[name="_replay"]'))
+    assert signed_in.errors("data__recipient"), signed_in.text()
+    assert signed_in.find("#id_data__subject").get_attribute("value") == "Deploy finished, again"
+    assert take_all(boto_sqs, queue_url(boto_sqs, "notifications")) == []
+    fill(signed_in, "data__recipient", "https://example.com/hook")
+    signed_in.press(signed_in.find('button[name="_replay"]'))
+
+    replay = Message.objects.get(replay_of=failed)
+    assert signed_in.path == f"/admin/sqs_app/message/{replay.pk}/change/", signed_in.text()
+    [sent] = take_all(boto_sqs, queue_url(boto_sqs, "notifications"))
+    body = json.loads(sent["Body"])
+    assert body["data"]["subject"] == "Deploy finished, again"
+    assert body["replay_of"] == str(failed.standard_id) and body["id"] != str(failed.standard_id)
+    signed_in.press(signed_in.find("#trace-replay-of"))
+    assert signed_in.path == f"/admin/sqs_app/message/{failed.pk}/change/"
     failed.refresh_from_db()
-    assert failed.status == MessageStatus.SENT
-    assert failed.events.filter(kind=EventKind.REPLAYED, actor="admin").exists()
-    [back] = take_all(boto_sqs, queue_url(boto_sqs, "notifications"))
-    assert json.loads(back["Body"])["id"] == str(failed.standard_id)
-    assert take_all(boto_sqs, queue_url(boto_sqs, "notifications", dlq=True)) == []
+    assert failed.status == MessageStatus.FAILED  # the original keeps its ids and history
+    signed_in.press(signed_in.find("a.trace-replay"))
+    assert signed_in.path == f"/admin/sqs_app/message/{replay.pk}/change/"
 
 
 def test_a_viewer_sees_no_action_buttons_and_a_crafted_post_is_refused(
@@ -229,7 +267,12 @@ def test_a_viewer_sees_no_action_buttons_and_a_crafted_post_is_refused(
     admin_pages.open(f"/admin/sqs_app/message/{failed.pk}/change/")
     assert admin_pages.find_all("#replay-form") == []
     admin_pages.open("/admin/sqs_app/message/queues/")
-    assert admin_pages.find_all('input[value="Redrive dead letters"]') == []
+    assert admin_pages.find_all("a[id^='purge-']") == []
+    admin_pages.open("/admin/sqs_app/message/dead-letters/notifications/")
+    assert "webhook answered 500" in admin_pages.find("#dead-letters").text
+    assert admin_pages.find_all("#dlq-tools button") == []
+    assert admin_pages.find_all('input[name="ids"]') == []
+    assert admin_pages.find_all("#purge-dlq") == []
 
     # The same POSTs the buttons would make, with the viewer's own CSRF token.
     statuses = admin_pages.driver.execute_async_script(
@@ -240,8 +283,12 @@ def test_a_viewer_sees_no_action_buttons_and_a_crafted_post_is_refused(
             headers: {'X-CSRFToken': token}, body: new URLSearchParams(fields)}).then(r => r.status);
         Promise.all([
           post('/admin/sqs_app/message/',
-               {action: 'replay_from_dlq', _selected_action: arguments[0], index: 0}),
-          post('/admin/sqs_app/message/queues/notifications/redrive/', {}),
+               {action: 'replay', _selected_action: arguments[0], index: 0}),
+          post('/admin/sqs_app/message/dead-letters/notifications/', {action: 'redrive_all'}),
+          post('/admin/sqs_app/message/dead-letters/notifications/', {action: 'delete_selected', ids: 'x'}),
+          post('/admin/sqs_app/message/' + arguments[0] + '/replay/?type=raw', {queue_name: 'notifications',
+               message: JSON.stringify(arguments[1]), replay_id: '6a1f0c2e-1111-4a4a-9b9b-123456789abc'}),
+          post('/admin/sqs_app/message/queues/notifications/purge/?dlq=1', {confirm: 'notifications'}),
           post('/admin/sqs_app/message/send/?type=raw', {queue_name: 'notifications',
                message: JSON.stringify(arguments[1])}),
         ]).then(done);
@@ -250,7 +297,7 @@ def test_a_viewer_sees_no_action_buttons_and_a_crafted_post_is_refused(
         notification(),
     )
 
-    assert statuses == [403, 403, 403]
+    assert statuses == [403, 403, 403, 403, 403, 403]
     failed.refresh_from_db()
     assert failed.status == MessageStatus.FAILED
     assert Message.objects.count() == 1

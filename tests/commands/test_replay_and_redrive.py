@@ -6,6 +6,7 @@ import pytest
 
 from sqs_app import operations, sqs_client
 from sqs_app.models import AuditEntry, EventKind, Message, MessageStatus
+from sqs_app.operations import dead_letters
 from sqs_app.queues import queue_spec
 from sqs_app.services import message_send
 from tests.helpers import drain
@@ -129,9 +130,9 @@ def test_redrive_dry_run_lists_and_leaves_the_dead_letters_where_they_are(comman
 def test_redrive_rate_spaces_the_sends(boto_sqs, monkeypatch):
     clock = {"now": 1000.0}
     sleeps = []
-    monkeypatch.setattr(operations.time, "monotonic", lambda: clock["now"])
+    monkeypatch.setattr(dead_letters.time, "monotonic", lambda: clock["now"])
     monkeypatch.setattr(
-        operations.time, "sleep", lambda s: sleeps.append(s) or clock.update(now=clock["now"] + s)
+        dead_letters.time, "sleep", lambda s: sleeps.append(s) or clock.update(now=clock["now"] + s)
     )
     for n in range(3):
         dead_lettered(f"m{n}")

@@ -2,13 +2,12 @@
 
 from sqs_app import services
 from sqs_app.management.base import OperatorCommand
-from sqs_app.models import AuditAction
+from sqs_app.models import AuditVia
 from sqs_app.queues import LOGICAL_QUEUES
 
 
 class Command(OperatorCommand):
     help = "Delete messages from a queue by the receipt handles sqs_receive printed."
-    audit_action = AuditAction.DELETE
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -19,16 +18,12 @@ class Command(OperatorCommand):
         user = self.operator_user()
         deleted = []
         for handle in receipt_handles:
-            record = services.message_delete(queue=queue, receipt_handle=handle, deleted_by=user)
+            record = services.message_delete(
+                queue=queue, receipt_handle=handle, deleted_by=user, via=AuditVia.COMMAND, actor=self.operator
+            )
             deleted.append(
                 {"receipt_handle": handle, "message_id": record.sqs_message_id if record else None}
             )
-        self.audit(
-            action=AuditAction.DELETE,
-            queue=queue,
-            message_ids=[d["message_id"] for d in deleted],
-            count=len(deleted),
-        )
         return deleted
 
     def render(self, result):

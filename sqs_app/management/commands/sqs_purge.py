@@ -4,13 +4,12 @@ import sys
 
 from sqs_app import operations, sqs_client
 from sqs_app.management.base import OperationFailed, OperatorCommand
-from sqs_app.models import AuditAction
+from sqs_app.models import AuditVia
 from sqs_app.queues import OPERATOR_QUEUES
 
 
 class Command(OperatorCommand):
     help = "Purge a queue (or with --dlq its dead-letter queue). Asks for the queue's name unless --yes."
-    audit_action = AuditAction.PURGE
     stealth_options = ("stdin",)
 
     def add_arguments(self, parser):
@@ -32,8 +31,13 @@ class Command(OperatorCommand):
             answer = (options.get("stdin") or sys.stdin).readline().strip()
             if answer != queue:
                 raise OperationFailed(f"Not purged: the answer was not {queue!r}.")
-        count = operations.queue_purge(queue=queue, dead_letters=dlq)
-        self.audit(action=AuditAction.PURGE, queue=queue, count=count, detail={"dead_letters": dlq})
+        count = operations.queue_purge(
+            queue=queue,
+            dead_letters=dlq,
+            via=AuditVia.COMMAND,
+            user=self.operator_user(),
+            actor=self.operator,
+        )
         return {"queue": queue, "dead_letters": dlq, "purged_about": count}
 
     def render(self, result):

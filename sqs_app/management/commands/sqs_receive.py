@@ -4,7 +4,7 @@ import json
 
 from sqs_app import services
 from sqs_app.management.base import OperatorCommand, ranged_int
-from sqs_app.models import AuditAction
+from sqs_app.models import AuditAction, AuditVia
 from sqs_app.queues import LOGICAL_QUEUES
 
 
@@ -35,8 +35,13 @@ class Command(OperatorCommand):
         self.audit(action=AuditAction.RECEIVE, queue=queue, message_ids=ids)
         if delete and delivered:
             for message in delivered:
-                services.message_delete(queue=queue, receipt_handle=message.receipt_handle, deleted_by=user)
-            self.audit(action=AuditAction.DELETE, queue=queue, message_ids=ids)
+                services.message_delete(
+                    queue=queue,
+                    receipt_handle=message.receipt_handle,
+                    deleted_by=user,
+                    via=AuditVia.COMMAND,
+                    actor=self.operator,
+                )
         return [
             {
                 "message_id": m.message_id,

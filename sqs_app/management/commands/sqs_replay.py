@@ -9,7 +9,7 @@ from django.utils.dateparse import parse_datetime
 
 from sqs_app import operations
 from sqs_app.management.base import OperationFailed, OperatorCommand, UsageError, ranged_int
-from sqs_app.models import AuditAction, MessageStatus
+from sqs_app.models import AuditVia, MessageStatus
 from sqs_app.queues import LOGICAL_QUEUES
 
 
@@ -18,7 +18,6 @@ class Command(OperatorCommand):
         "Send recorded messages again: by id (SQS or StandardMessage id), or the newest --limit "
         "matching --queue / --status / --since. Optionally onto --to-queue."
     )
-    audit_action = AuditAction.REPLAY
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
@@ -41,20 +40,10 @@ class Command(OperatorCommand):
                 to_queue=to_queue,
                 replayed_by=self.operator_user(),
                 actor=self.operator,
+                via=AuditVia.COMMAND,
                 progress=advance,
             )
         result = {"replayed": report.replayed, "skipped": report.skipped, "failed": report.failed}
-        self.audit(
-            action=AuditAction.REPLAY,
-            queue=to_queue or queue or "",
-            message_ids=[item["message_id"] for item in report.replayed],
-            succeeded=not (report.failed or report.skipped),
-            detail={
-                "originals": [item["original"] for item in report.replayed],
-                "skipped": len(report.skipped),
-                "failed": len(report.failed),
-            },
-        )
         self.emit(result)
         if report.failed or report.skipped:
             raise OperationFailed(

@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from sqs_app import errors, services
 from sqs_app.management.base import OperatorCommand, UsageError, ranged_int
-from sqs_app.models import AuditAction
+from sqs_app.models import AuditVia
 from sqs_app.queues import LOGICAL_QUEUES
 from sqs_app.schemas import AttributesField, StandardMessageSerializer
 
@@ -20,7 +20,6 @@ class SendInput(serializers.Serializer):
 
 class Command(OperatorCommand):
     help = "Send a message. The body (JSON) comes from --body, --file, or standard input."
-    audit_action = AuditAction.SEND
     stealth_options = ("stdin",)
 
     def add_arguments(self, parser):
@@ -55,12 +54,8 @@ class Command(OperatorCommand):
             sent_by=self.operator_user(),
             source="manual",
             delay_seconds=delay,
-        )
-        self.audit(
-            action=AuditAction.SEND,
-            queue=queue,
-            message_ids=[sent.message_id],
-            detail={"id": sent.body["id"], "duplicate": sent.duplicate, "delay_seconds": delay},
+            via=AuditVia.COMMAND,
+            actor=self.operator,
         )
         return {
             "message_id": sent.message_id,
