@@ -19,6 +19,7 @@ from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import ChoicesDropdownFilter, RangeDateTimeFilter, RelatedDropdownFilter
 from unfold.decorators import display
 
+from .admin.guards import RefuseUnpermittedActions
 from .admin.trace import exact
 from .models import AuditEntry
 from .queues import OPERATOR_QUEUES
@@ -37,7 +38,7 @@ class QueueFilter(admin.SimpleListFilter):
         return queryset.filter(queue=self.value()) if self.value() else queryset
 
 
-class AuditEntryAdmin(ModelAdmin):
+class AuditEntryAdmin(RefuseUnpermittedActions, ModelAdmin):
     list_display = ("when", "actor", "action", "via", "queue", "count", "messages", "succeeded")
     list_display_links = ("when",)
     list_filter = (

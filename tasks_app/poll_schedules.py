@@ -114,7 +114,9 @@ def poll_schedule_run_now(
     result is recorded under the schedule like any scheduled run.
     """
     if schedule.stopped_at is not None:
-        raise PollStopped(details={"schedule_id": schedule.pk})
+        refused = PollStopped(details={"schedule_id": schedule.pk})
+        _audit(AuditAction.POLL_RUN, schedule=schedule, user=user, via=via, succeeded=False, error=refused)
+        raise refused
     try:
         sent = message_send(
             queue=POLL_QUEUE, source=source, sent_by=user, message=scheduled_message(schedule)

@@ -17,7 +17,7 @@ from tasks_app.models import PollResult
 
 
 @admin.register(PollResult)
-class PollResultAdmin(ModelAdmin):
+class PollResultAdmin(guards.RefuseUnpermittedActions, ModelAdmin):
     list_display = [
         "polled",
         "source",

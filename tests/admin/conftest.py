@@ -5,6 +5,7 @@ says precisely what its user may do.
 """
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -14,11 +15,16 @@ from sqs_app.models import Message
 from sqs_app.schemas import build_standard_message
 from tests.helpers import notification, worker_claim, worker_failed
 
+# What the "Wipsie viewers" group has (sqs_app migrations 0005 and 0010).
 VIEWER_PERMISSIONS = [
     "sqs_app.view_message",
     "sqs_app.view_all_messages",
     "sqs_app.view_messageevent",
+    "sqs_app.view_auditentry",
+    "tasks_app.view_pollschedule",
+    "tasks_app.view_pollresult",
     "django_celery_results.view_taskresult",
+    "django_celery_beat.view_periodictask",
 ]
 
 
@@ -85,7 +91,10 @@ def run_action(client, url: str, action: str, objects):
 
 @pytest.fixture
 def hung_sqs(settings):
-    """An SQS that accepts connections and never answers (a hung endpoint), for the admin's client."""
+    """An SQS that accepts connections and never answers (a hung endpoint), for the admin's client.
+
+    `connections` are the connections it was asked on (each one waits for its timeout).
+    """
     import socket
     import threading
 
@@ -109,7 +118,7 @@ def hung_sqs(settings):
     thread.start()
     settings.AWS_ENDPOINT_URL_SQS = f"http://127.0.0.1:{listener.getsockname()[1]}"
     sqs_client.reset()
-    yield settings.AWS_ENDPOINT_URL_SQS
+    yield SimpleNamespace(url=settings.AWS_ENDPOINT_URL_SQS, connections=held)
     stop.set()
     thread.join(timeout=5)
     for connection in held:

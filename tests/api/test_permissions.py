@@ -39,6 +39,9 @@ DOORS = [
     ("delete", "/sqs/message/default?receipt_handle=handle", None, Action.RECEIVE),
     ("post", "/sqs/dlq/notifications/redrive", {}, Action.REDRIVE),
     ("post", "/sqs/polls/1/stop", None, Action.MANAGE_POLLS),
+    ("post", "/sqs/polls/1/pause", None, Action.MANAGE_POLLS),
+    ("post", "/sqs/polls/1/resume", None, Action.MANAGE_POLLS),
+    ("post", "/sqs/polls/1/run", None, Action.MANAGE_POLLS),
 ]
 
 
