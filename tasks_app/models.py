@@ -38,6 +38,7 @@ class PollSchedule(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "recurring poll"
 
     def __str__(self) -> str:
         return f"every {self.interval_seconds}s: {self.source_url}"

@@ -100,7 +100,6 @@ class PollScheduleAdmin(guards.RefuseUnpermittedActions, ModelAdmin):
         "interval",
         "state_badge",
         "next_run",
-        "last_run",
         "last_result",
         "created_by",
         "links",
@@ -119,7 +118,6 @@ class PollScheduleAdmin(guards.RefuseUnpermittedActions, ModelAdmin):
         "interval",
         "state_badge",
         "next_run_exact",
-        "last_run_exact",
         "last_result",
         "created_by",
         "origin_link",
@@ -162,9 +160,8 @@ class PollScheduleAdmin(guards.RefuseUnpermittedActions, ModelAdmin):
 
     @display(description="poll", ordering="pk")
     def poll(self, obj):
-        return format_html(
-            '#{} <span class="wipsie-cell" title="{}">{}</span>', obj.pk, obj.source_url, obj.source_url
-        )
+        url = obj.source_url
+        return format_html('#{} <span class="wipsie-cell wipsie-url" title="{}">{}</span>', obj.pk, url, url)
 
     @display(description="every", ordering="interval_seconds")
     def interval(self, obj):
@@ -179,23 +176,21 @@ class PollScheduleAdmin(guards.RefuseUnpermittedActions, ModelAdmin):
         return when(obj.next_poll_at)
 
     @display(description="last run", ordering="last_poll_time")
-    def last_run(self, obj):
-        return when(obj.last_poll_time)
-
-    @display(description="last result")
     def last_result(self, obj):
+        """When it last polled, and what its latest result says (a failed poll stores no result)."""
         if getattr(obj, "last_result_pk", None) is None:
-            return "-"
+            return when(obj.last_poll_time)
         url = reverse("admin:tasks_app_pollresult_change", args=[obj.last_result_pk])
         return format_html(
-            '<a href="{}" title="{}">HTTP {} · {} item(s)</a>',
+            '{} · <a class="poll-last-result" href="{}" title="{}">HTTP {}, {} item(s)</a>',
+            when(obj.last_poll_time),
             url,
             exact(obj.last_result_at),
             obj.last_result_status,
             obj.last_result_items,
         )
 
-    @display(description="started by")
+    @display(description="owner")
     def created_by(self, obj):
         origin = obj.origin
         if origin is None:
@@ -235,10 +230,6 @@ class PollScheduleAdmin(guards.RefuseUnpermittedActions, ModelAdmin):
     @display(description="next run")
     def next_run_exact(self, obj):
         return exact(obj.next_poll_at)
-
-    @display(description="last run")
-    def last_run_exact(self, obj):
-        return exact(obj.last_poll_time)
 
     @display(description="started by message")
     def origin_link(self, obj):

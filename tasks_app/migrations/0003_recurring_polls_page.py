@@ -1,4 +1,4 @@
-"""A poll's results newest first, and its latest one, from an index (the recurring polls page)."""
+"""For the console's "Recurring polls" page: its name, and each poll's latest result from an index."""
 
 from django.db import migrations, models
 
@@ -9,6 +9,10 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AlterModelOptions(
+            name="pollschedule",
+            options={"ordering": ["-created_at"], "verbose_name": "recurring poll"},
+        ),
         migrations.AddIndex(
             model_name="pollresult",
             index=models.Index(fields=["schedule", "-polled_at"], name="pollresult_schedule_polled"),
