@@ -134,3 +134,38 @@ def test_the_message_events_list_who_did_what(admin_client, staff, sqs):
     assert response.status_code == 200
     [event] = response.context["cl"].result_list
     assert event.actor == "admin"
+
+
+def test_a_groups_queue_grants_are_set_on_its_page(admin_client):
+    from django.contrib.auth.models import Group
+
+    from sqs_app.models import QueueGrant
+
+    group = Group.objects.create(name="Notifiers")
+    page = admin_client.get(f"/admin/auth/group/{group.pk}/change/")
+    assert page.status_code == 200 and "queue_grants-TOTAL_FORMS" in page.content.decode()
+
+    response = admin_client.post(
+        f"/admin/auth/group/{group.pk}/change/",
+        {
+            "name": "Notifiers",
+            "queue_grants-TOTAL_FORMS": "1",
+            "queue_grants-INITIAL_FORMS": "0",
+            "queue_grants-0-queue": "notifications",
+            "queue_grants-0-group": group.pk,
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert list(QueueGrant.objects.values_list("group__name", "queue")) == [("Notifiers", "notifications")]
+
+
+def test_the_token_pages_use_the_console(admin_client):
+    from unfold.admin import ModelAdmin
+
+    for model in ("outstandingtoken", "blacklistedtoken"):
+        response = admin_client.get(f"/admin/token_blacklist/{model}/")
+        assert response.status_code == 200
+        assert isinstance(response.context["cl"].model_admin, ModelAdmin)
+    # Outstanding tokens are simplejwt's record of what it issued: read only, as simplejwt has it.
+    assert admin_client.get("/admin/token_blacklist/outstandingtoken/add/").status_code == 403
