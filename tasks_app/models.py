@@ -85,10 +85,8 @@ class PollResult(models.Model):
 
     class Meta:
         ordering = ["-polled_at"]
-        indexes = [
-            # A poll's results newest first, and its latest one (the recurring polls page).
-            models.Index(fields=["schedule", "-polled_at"], name="pollresult_schedule_polled"),
-        ]
+        # Each poll's latest result (the recurring polls page) is read from the index
+        # pollresult_schedule_latest, created by migration 0003 (covering on PostgreSQL).
 
     def __str__(self) -> str:
         return f"{self.source_url} -> {self.status_code} ({self.item_count} items)"

@@ -153,7 +153,9 @@ def _set_enabled(*, schedule, enabled: bool, user, via, action) -> PollSchedule:
 
 def _locked(schedule: PollSchedule) -> PollSchedule:
     """The schedule and its periodic task, read again under a row lock (two operators may click at once)."""
-    return PollSchedule.objects.select_for_update().select_related("periodic_task").get(pk=schedule.pk)
+    # `of`: the periodic task is an outer join (it may be missing), which PostgreSQL cannot lock.
+    locked = PollSchedule.objects.select_for_update(of=("self",)).select_related("periodic_task")
+    return locked.get(pk=schedule.pk)
 
 
 def _audit(

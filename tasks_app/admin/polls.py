@@ -143,7 +143,7 @@ class PollScheduleAdmin(guards.RefuseUnpermittedActions, ModelAdmin):
 
     def get_queryset(self, request):
         latest = PollResult.objects.filter(schedule=OuterRef("pk")).order_by("-polled_at")
-        # The latest result of each poll on the page, through the (schedule, -polled_at) index.
+        # The latest result of each poll on the page: index-only lookups (tasks_app migration 0003).
         return poll_schedules.poll_schedules_visible_to(request.user).annotate(
             last_result_pk=Subquery(latest.values("pk")[:1]),
             last_result_status=Subquery(latest.values("status_code")[:1]),
