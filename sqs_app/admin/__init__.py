@@ -5,8 +5,12 @@
 - `send`: the send form per task type, built from sqs_app.schemas.
 - `queues`: live queue depths and redrive.
 - `dashboard`: the admin index: depths, recent outcomes, a 24-hour chart.
-- `task_results`, `accounts`, `events`: the other models, styled alike.
+- `task_results`, `accounts` (users, groups with their queue grants, JWT
+  tokens), `events`: the other models, styled alike.
 - `navigation`: the sidebar; `guards`: the server-side permission checks.
+
+Elsewhere: the audit log (sqs_app.admin_audit), and the recurring polls, poll
+results and django-celery-beat's pages (tasks_app.admin).
 
 Every page and action asks sqs_app.permissions on the server, and acts
 through sqs_app.services, exactly as the API does.
