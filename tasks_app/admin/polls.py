@@ -97,9 +97,8 @@ class StateFilter(admin.SimpleListFilter):
 class PollScheduleAdmin(guards.RefuseUnpermittedActions, ModelAdmin):
     list_display = [
         "poll",
-        "interval",
         "state_badge",
-        "next_run",
+        "timing",
         "last_result",
         "created_by",
         "links",
@@ -171,9 +170,9 @@ class PollScheduleAdmin(guards.RefuseUnpermittedActions, ModelAdmin):
     def state_badge(self, obj):
         return obj.state
 
-    @display(description="next run")
-    def next_run(self, obj):
-        return when(obj.next_poll_at)
+    @display(description="every · next run", ordering="interval_seconds")
+    def timing(self, obj):
+        return format_html("{} · {}", every(obj.interval_seconds), when(obj.next_poll_at))
 
     @display(description="last run", ordering="last_poll_time")
     def last_result(self, obj):

@@ -82,14 +82,14 @@ def test_the_page_lists_each_poll_with_its_timing_last_result_and_who_started_it
     admin = response.context["cl"].model_admin
     poll = row[started_by_alice.pk]
     assert "https://example.com/prices.json" in admin.poll(poll)
-    assert admin.interval(poll) == "1 min"
+    assert admin.interval(poll) == "1 min" and admin.timing(poll).startswith("1 min · ")
     assert [admin.state_badge(row[p.pk]) for p in (started_by_alice, paused, stopped)] == [
         "active",
         "paused",
         "stopped",
     ]
-    assert ">in " in admin.next_run(poll)  # beat runs it one interval after it was set up
-    assert admin.next_run(row[paused.pk]) == admin.next_run(row[stopped.pk]) == "-"
+    assert ">in " in admin.timing(poll)  # beat runs it one interval after it was set up
+    assert admin.timing(row[paused.pk]) == admin.timing(row[stopped.pk]) == "1 min · -"
     assert ">5m ago</span> · " in admin.last_result(poll)
     latest = PollResult.objects.get(status_code=203)
     assert f'href="/admin/tasks_app/pollresult/{latest.pk}/change/"' in admin.last_result(poll)

@@ -84,7 +84,7 @@ def test_an_operator_pauses_and_resumes_a_poll_and_opens_its_results(sqs, staff,
     assert signed_in.path == POLLS
     cells = row_cells(signed_in, poll)
     assert cells["state_badge"].lower() == "active"
-    assert cells["next_run"].startswith("in "), cells
+    assert cells["timing"].startswith("1 min · in "), cells
     assert cells["last_result"] == "5m ago · HTTP 200, 3 item(s)"
     assert cells["created_by"] == "admin"
     data = signed_in.screenshot(DOCS / "admin-recurring-polls.png")
@@ -97,13 +97,13 @@ def test_an_operator_pauses_and_resumes_a_poll_and_opens_its_results(sqs, staff,
     assert signed_in.messages() == [f"Paused 1 poll(s): #{poll.pk}."]
     assert state_of(poll) == "paused"
     cells = row_cells(signed_in, poll)
-    assert (cells["state_badge"].lower(), cells["next_run"]) == ("paused", "-")
+    assert (cells["state_badge"].lower(), cells["timing"]) == ("paused", "1 min · -")
 
     signed_in.press(signed_in.row_of(poll.pk).find_element("css selector", '[data-poll-action="resume"]'))
 
     assert signed_in.messages() == [f"Resumed 1 poll(s): #{poll.pk}."]
     assert state_of(poll) == "active"
-    assert row_cells(signed_in, poll)["next_run"].startswith("in ")
+    assert row_cells(signed_in, poll)["timing"].startswith("1 min · in ")
     assert [e.action for e in AuditEntry.objects.filter(via="admin").order_by("id")] == [
         "poll_pause",
         "poll_resume",
