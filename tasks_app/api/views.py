@@ -5,6 +5,7 @@ and those who may view every message (VIEW_ALL) see them all. Every action
 takes MANAGE_POLLS, and is written to the audit log by tasks_app.poll_schedules.
 """
 
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
@@ -32,7 +33,8 @@ class PollListView(APIView):
     def get(self, request):
         schedules = poll_schedules.poll_schedules_visible_to(request.user)
         if request.query_params.get("active") in ("true", "false"):
-            schedules = schedules.filter(periodic_task__enabled=request.query_params["active"] == "true")
+            active = Q(periodic_task__enabled=True, stopped_at__isnull=True)
+            schedules = schedules.filter(active if request.query_params["active"] == "true" else ~active)
         return Response(PollScheduleSerializer(schedules, many=True).data)
 
 

@@ -219,3 +219,13 @@ def test_a_stopped_poll_is_final(api_client, schedules, sqs_untouched, action):
 def test_an_unknown_poll_is_404_for_every_action(api_client, schedules, sqs_untouched, action):
     assert_error_envelope(api_client.post(f"/sqs/polls/999999/{action}"), 404, "NOT_FOUND")
     assert not AuditEntry.objects.filter(via="api").exists()
+
+
+def test_a_stopped_poll_whose_beat_task_was_enabled_by_hand_is_still_not_active(api_client, schedules):
+    running, stopped = schedules
+    stopped.periodic_task.enabled = True
+    stopped.periodic_task.save()
+
+    assert ids_of(api_client.get("/sqs/polls?active=true")) == [running.pk]
+    assert ids_of(api_client.get("/sqs/polls?active=false")) == [stopped.pk]
+    assert [p["state"] for p in api_client.get("/sqs/polls").json()] == ["stopped", "active"]
