@@ -79,6 +79,14 @@ class MessageNotFound(WipsieError):
     default_detail = "No message with that id is recorded."
 
 
+class PollStopped(WipsieError):
+    """A stopped recurring poll is final: it cannot be paused, resumed or run again."""
+
+    status_code = status.HTTP_409_CONFLICT
+    error_code = "POLL_STOPPED"
+    default_detail = "This recurring poll is stopped; send a new poll message to start another."
+
+
 class SQSUnavailable(WipsieError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     error_code = "SQS_UNAVAILABLE"

@@ -162,6 +162,12 @@ class AuditAction(models.TextChoices):
     REDRIVE = "redrive", "Redrive"
     PRUNE = "prune", "Prune history"
     SETUP = "setup", "Set up queues"
+    # --- recurring polls (tasks_app.poll_schedules) ---
+    POLL_PAUSE = "poll_pause", "Pause a recurring poll"
+    POLL_RESUME = "poll_resume", "Resume a recurring poll"
+    POLL_RUN = "poll_run", "Run a recurring poll now"
+    POLL_STOP = "poll_stop", "Stop a recurring poll"
+    # --- end of recurring polls ---
 
 
 class AuditVia(models.TextChoices):

@@ -15,8 +15,12 @@ class PollSchedule(models.Model):
 
     Its timing lives in django-celery-beat: `periodic_task` runs every
     `interval_seconds` and sends one data_polling message (source
-    "scheduler"). The poll is active while that task is enabled.
+    "scheduler"). Its `state` (tasks_app.poll_schedules): active while that
+    task is enabled, paused while it is disabled, stopped for good once
+    `stopped_at` is set.
     """
+
+    ACTIVE, PAUSED, STOPPED = "active", "paused", "stopped"
 
     origin = models.OneToOneField(
         Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="poll_schedule"
@@ -34,13 +38,20 @@ class PollSchedule(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "recurring poll"
 
     def __str__(self) -> str:
         return f"every {self.interval_seconds}s: {self.source_url}"
 
     @property
     def active(self) -> bool:
-        return bool(self.periodic_task and self.periodic_task.enabled)
+        return self.state == self.ACTIVE
+
+    @property
+    def state(self) -> str:
+        if self.stopped_at is not None:
+            return self.STOPPED
+        return self.ACTIVE if self.periodic_task and self.periodic_task.enabled else self.PAUSED
 
     @property
     def next_poll_at(self):
@@ -74,6 +85,8 @@ class PollResult(models.Model):
 
     class Meta:
         ordering = ["-polled_at"]
+        # Each poll's latest result (the recurring polls page) is read from the index
+        # pollresult_schedule_latest, created by migration 0003 (covering on PostgreSQL).
 
     def __str__(self) -> str:
         return f"{self.source_url} -> {self.status_code} ({self.item_count} items)"

@@ -22,8 +22,7 @@ django-celery-beat `PeriodicTask` on an `IntervalSchedule` of that many
 seconds. Beat (its DatabaseScheduler: no schedule file) runs
 `send_scheduled_poll` at that exact interval, which sends one data_polling
 message (source "scheduler", carrying the schedule id) through the services.
-Stopping a poll (POST /sqs/polls/{id}/stop, or the admin) disables its
-periodic task; django-celery-beat's admin resumes it or runs it now.
+Pausing, resuming, running now and stopping are in `tasks_app.poll_schedules`.
 """
 
 import json
@@ -32,12 +31,12 @@ import logging
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from . import outbound
 from .errors import PermanentTaskError
 from .models import PollResult, PollSchedule
 from .policy import outbound_policy
+from .poll_schedules import poll_schedule_start
 from .processing import record_matches, validate_where
 
 RECORD_KEYS = ("data", "items", "results", "records")
@@ -128,47 +127,4 @@ def _schedule_for(*, message: dict, data: dict, record_pk: int | None, now) -> P
         )
         if created:
             poll_schedule_start(schedule=schedule)
-    return schedule
-
-
-def poll_schedule_start(*, schedule: PollSchedule) -> PeriodicTask:
-    """Give a schedule its django-celery-beat periodic task (enabled)."""
-    interval, _ = IntervalSchedule.objects.get_or_create(
-        every=schedule.interval_seconds, period=IntervalSchedule.SECONDS
-    )
-    task = PeriodicTask.objects.create(
-        name=f"Recurring poll {schedule.pk}: {schedule.source_url}"[:200],
-        task="tasks_app.tasks.send_scheduled_poll",
-        interval=interval,
-        kwargs=json.dumps({"schedule_id": schedule.pk}),
-        description=f"Polls {schedule.source_url} every {schedule.interval_seconds} s (Wipsie).",
-    )
-    PollSchedule.objects.filter(pk=schedule.pk).update(periodic_task=task)
-    schedule.periodic_task = task
-    return task
-
-
-def scheduled_message(schedule: PollSchedule) -> dict:
-    """The data_polling message that one run of a recurring poll sends."""
-    last = schedule.last_poll_time.isoformat() if schedule.last_poll_time else None
-    message = {
-        "task_type": "data_polling",
-        "message": f"Scheduled poll of {schedule.source_url}",
-        "schedule_id": schedule.pk,
-        "data": {"source_url": schedule.source_url, "filters": schedule.filters, "last_poll_time": last},
-    }
-    if schedule.correlation_id:
-        message["correlation_id"] = schedule.correlation_id
-    return message
-
-
-def poll_schedule_stop(*, schedule: PollSchedule) -> PollSchedule:
-    """Stop a recurring poll: its periodic task is disabled (beat notices within seconds)."""
-    task = schedule.periodic_task
-    if task is not None and task.enabled:
-        task.enabled = False
-        task.save(update_fields=["enabled"])
-    if schedule.stopped_at is None:
-        schedule.stopped_at = timezone.now()
-        schedule.save(update_fields=["stopped_at"])
     return schedule

@@ -27,10 +27,11 @@ from sqs_app.logging import bind_message_context, reset_message_context
 from sqs_app.operations import runs
 from sqs_app.services import body_problem, message_send, parse_body, standard_id_of
 
-from . import lifecycle, polling
+from . import lifecycle, poll_schedules
 from .errors import PermanentTaskError, TemporaryTaskError
 from .families import HANDLERS, validated_task_data
 from .lifecycle import Claim, Delivery
+from .models import PollSchedule
 from .worker import ReturnToQueue
 
 logger = logging.getLogger(__name__)
@@ -196,11 +197,19 @@ def _unroutable_reason(delivery: Delivery) -> str:
 @shared_task(name="tasks_app.tasks.send_scheduled_poll", ignore_result=True)
 def send_scheduled_poll(schedule_id: int):
     """Beat's task for a recurring poll: put one data_polling message on its queue."""
-    schedule = polling.PollSchedule.objects.filter(pk=schedule_id).first()
+    schedule = PollSchedule.objects.filter(pk=schedule_id).first()
     if schedule is None:
         logger.warning("Recurring poll %s no longer exists; nothing sent", schedule_id)
         return
-    message_send(queue="data_polling", source="scheduler", message=polling.scheduled_message(schedule))
+    if schedule.stopped_at is not None:
+        # Stopping is final, even if someone enabled its periodic task again by hand.
+        logger.warning("Recurring poll %s is stopped; nothing sent", schedule_id)
+        return
+    message_send(
+        queue=poll_schedules.POLL_QUEUE,
+        source="scheduler",
+        message=poll_schedules.scheduled_message(schedule),
+    )
 
 
 @shared_task(bind=True, name="tasks_app.tasks.operator_run", ignore_result=True, max_retries=None)

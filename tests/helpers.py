@@ -180,14 +180,19 @@ def worker_failed(*, queue: str, raw_body: str, sqs_message_id: str, error: str)
     return Message.objects.get(pk=claim.pk)
 
 
-def recurring_poll(*, active: bool = True, **fields):
-    """A recurring poll with its django-celery-beat periodic task, as a poll message leaves it."""
-    from tasks_app import polling
+def recurring_poll(*, active: bool = True, paused: bool = False, **fields):
+    """A recurring poll with its django-celery-beat periodic task, as a poll message leaves it.
+
+    `active=False` gives a stopped poll, `paused=True` a paused one.
+    """
+    from tasks_app import poll_schedules
     from tasks_app.models import PollSchedule
 
     defaults = {"source_url": "https://example.com/feed.json", "interval_seconds": 60}
     schedule = PollSchedule.objects.create(**(defaults | fields))
-    polling.poll_schedule_start(schedule=schedule)
+    poll_schedules.poll_schedule_start(schedule=schedule)
     if not active:
-        polling.poll_schedule_stop(schedule=schedule)
+        poll_schedules.poll_schedule_stop(schedule=schedule, via="command")
+    elif paused:
+        poll_schedules.poll_schedule_pause(schedule=schedule, via="command")
     return PollSchedule.objects.select_related("periodic_task").get(pk=schedule.pk)

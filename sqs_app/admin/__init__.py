@@ -8,8 +8,12 @@
 - `replay`: replay one message, as sent or edited, from its trace page.
 - `runs`: the confirmation and progress pages of bulk actions (OperatorRun).
 - `dashboard`: the admin index: depths, recent outcomes, a 24-hour chart.
-- `task_results`, `accounts`, `events`: the other models, styled alike.
+- `task_results`, `accounts` (users, groups with their queue grants, JWT
+  tokens), `events`: the other models, styled alike.
 - `navigation`: the sidebar; `guards`: the server-side permission checks.
+
+Elsewhere: the audit log (sqs_app.admin_audit), and the recurring polls, poll
+results and django-celery-beat's pages (tasks_app.admin).
 
 Every page and action asks sqs_app.permissions on the server, and acts
 through sqs_app.services and sqs_app.operations, exactly as the API does.

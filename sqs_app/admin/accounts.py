@@ -1,13 +1,17 @@
-"""Users and groups, in the console's style (django-unfold's forms for Django's auth admin)."""
+"""Users, groups (with their queue grants) and JWT tokens, in the console's style (django-unfold)."""
 
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin as BaseGroupAdmin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group, User
-from unfold.admin import ModelAdmin
+from rest_framework_simplejwt.token_blacklist import admin as token_admin
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from unfold.admin import ModelAdmin, TabularInline
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
-for model in (User, Group):
+from ..models import QueueGrant
+
+for model in (User, Group, OutstandingToken, BlacklistedToken):
     if admin.site.is_registered(model):
         admin.site.unregister(model)
 
@@ -19,6 +23,27 @@ class UserAdmin(BaseUserAdmin, ModelAdmin):
     change_password_form = AdminPasswordChangeForm
 
 
+class QueueGrantInline(TabularInline):
+    """A group's queue grants: its members' queue actions are limited to these queues
+    (none: every queue). See sqs_app.permissions."""
+
+    model = QueueGrant
+    extra = 0
+    verbose_name = "queue grant"
+    verbose_name_plural = "queue grants (none: every queue; otherwise only these)"
+
+
 @admin.register(Group)
 class GroupAdmin(BaseGroupAdmin, ModelAdmin):
+    inlines = [QueueGrantInline]
+
+
+# simplejwt's refresh tokens (read only there already): the same pages, the console's look.
+@admin.register(OutstandingToken)
+class OutstandingTokenAdmin(token_admin.OutstandingTokenAdmin, ModelAdmin):
+    pass
+
+
+@admin.register(BlacklistedToken)
+class BlacklistedTokenAdmin(token_admin.BlacklistedTokenAdmin, ModelAdmin):
     pass

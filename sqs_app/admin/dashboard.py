@@ -54,7 +54,7 @@ def dashboard_callback(request, context):
             "wipsie_dashboard": True,
             "sqs_notice": sqs_notice,
             "depth_columns": DEPTHS,
-            "depth_rows": [_depth_row(row) for row in depth_rows],
+            "depth_rows": [_depth_row(row, now=now) for row in depth_rows],
             "figure_columns": FIGURES,
             "activity": _activity_windows(now),
             "chart": json.dumps(_chart(selectors.message_throughput(until=now))),
@@ -78,17 +78,30 @@ def messages_url(**filters) -> str:
     return reverse("admin:sqs_app_message_changelist") + ("?" + urlencode(filters) if filters else "")
 
 
-def _depth_row(row: dict) -> dict:
+def _depth_row(row: dict, *, now) -> dict:
     name = row["name"]
-    link = messages_url(queue__exact=name) if name in LOGICAL_QUEUES else ""
-    dead_link = (
-        messages_url(queue__exact=name, status__in=f"{MessageStatus.FAILED},{MessageStatus.DEAD_LETTERED}")
-        if name in LOGICAL_QUEUES
-        else ""
-    )
-    cells = [(row.get(key), dead_link if key == "dead" else link) for key, _ in DEPTHS]
     oldest = row.get("oldest_age_seconds")
-    return {"name": name, "link": link, "cells": cells, "oldest": oldest}
+    if name in LOGICAL_QUEUES:
+        link = messages_url(queue__exact=name)
+        dead_link = messages_url(
+            queue__exact=name, status__in=f"{MessageStatus.FAILED},{MessageStatus.DEAD_LETTERED}"
+        )
+        oldest_link = _oldest_url(name, age_seconds=oldest, now=now) if oldest is not None else ""
+    else:
+        # Wipsie's own task queue holds beat's runs of the recurring polls; it has no history rows.
+        link = reverse("admin:tasks_app_pollschedule_changelist")
+        dead_link = reverse("admin:sqs_app_message_queues")
+        oldest_link = ""
+    cells = [(row.get(key), dead_link if key == "dead" else link) for key, _ in DEPTHS]
+    return {"name": name, "link": link, "cells": cells, "oldest": oldest, "oldest_link": oldest_link}
+
+
+def _oldest_url(queue: str, *, age_seconds: int, now) -> str:
+    """The queue's open messages created no later than its oldest (the age is rounded: a second's margin)."""
+    cutoff = (now - timedelta(seconds=age_seconds - 1)).isoformat(timespec="seconds")
+    return messages_url(
+        queue__exact=queue, status__in=",".join(selectors.OPEN_STATUSES), created_at__lt=cutoff
+    )
 
 
 def _activity_windows(now) -> list[dict]:

@@ -1,7 +1,7 @@
-"""Message events across all messages: who did what, and when (read-only).
+"""Message events across all messages: every send, receive, outcome and replay, with its actor (read-only).
 
-Until Wipsie's audit log has its own page, this is the sidebar's "Audit log":
-every send, receive, outcome and replay, with its actor, filterable.
+Each message's own events are on its trace page; operator actions are in the
+audit log (sqs_app.admin_audit).
 """
 
 from django.contrib import admin

@@ -1,22 +1,11 @@
 """The sidebar (UNFOLD["SIDEBAR"]["navigation"]): the operator's pages, in the order they use them.
 
-"Dead letters" leads to the dead-letter queues' own pages (sqs_app/admin/dead_letters.py).
-Entries whose own page is still to come point at the nearest existing one:
-- "Audit log": the message events (who did what, when), until the audit
-  log's own admin is registered;
-- "Recurring polls": the poll schedules (each links to its django-celery-beat task).
+Each entry is shown to whoever may view what it opens (Django's view permission
+of its model; "Send" asks for the send permission). "Dead letters" leads to the
+dead-letter queues' own pages (sqs_app/admin/dead_letters.py).
 """
 
-from django.urls import NoReverseMatch, reverse
-
-
-def _first_url(*names: str, query: str = "") -> str | None:
-    for name in names:
-        try:
-            return reverse(name) + query
-        except NoReverseMatch:
-            continue
-    return None
+from django.urls import reverse
 
 
 def _can_view(model_label: str):
@@ -70,22 +59,20 @@ def sidebar(request) -> list[dict]:
         (
             "Recurring polls",
             "schedule",
-            _first_url(
-                "admin:django_celery_beat_periodictask_changelist", "admin:tasks_app_pollschedule_changelist"
-            ),
-            None,
+            reverse("admin:tasks_app_pollschedule_changelist"),
+            _can_view("tasks_app.pollschedule"),
         ),
         (
             "Task results",
             "task_alt",
-            _first_url("admin:django_celery_results_taskresult_changelist"),
+            reverse("admin:django_celery_results_taskresult_changelist"),
             _can_view("django_celery_results.taskresult"),
         ),
         (
             "Audit log",
             "history",
-            reverse("admin:sqs_app_messageevent_changelist"),
-            _can_view("sqs_app.messageevent"),
+            reverse("admin:sqs_app_auditentry_changelist"),
+            _can_view("sqs_app.auditentry"),
         ),
     ]
     people = [
@@ -99,29 +86,9 @@ def sidebar(request) -> list[dict]:
     ]
 
 
-def _audit_log() -> tuple:
-    """The audit log's own page once it is registered (sqs_app.admin_audit), else the message events."""
-    try:
-        return (
-            "Audit log",
-            "history",
-            reverse("admin:sqs_app_auditentry_changelist"),
-            _can_view("sqs_app.auditentry"),
-        )
-    except NoReverseMatch:
-        return (
-            "Audit log",
-            "history",
-            reverse("admin:sqs_app_messageevent_changelist"),
-            _can_view("sqs_app.messageevent"),
-        )
-
-
 def _items(entries) -> list[dict]:
     items = []
     for title, icon, link, permission, *active in entries:
-        if link is None:
-            continue
         item = {"title": title, "icon": icon, "link": link}
         if active:
             item["active"] = active[0]

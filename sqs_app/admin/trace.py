@@ -7,6 +7,7 @@ and returned normally is SUCCESS to Celery, while the message failed.
 
 import json
 
+from django.apps import apps
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404
 from django.template.response import TemplateResponse
@@ -95,6 +96,7 @@ def trace_view(model_admin, request, object_id):
 def trace_context(message: Message) -> dict:
     task_result = selectors.message_task_result(message=message)
     result = task_result.result if task_result is not None else None
+    schedule = _poll_schedule(message)
     return {
         "body": pretty(message.body),
         "attributes": pretty(message.attributes) if message.attributes else "",
@@ -120,8 +122,9 @@ def trace_context(message: Message) -> dict:
         "outcome_differs": _outcome_differs(message, task_result),
         "side_effect": _side_effect(message, result),
         "poll_results": [(result, admin_url(result)) for result in _poll_results(message)],
-        "poll_schedule": _poll_schedule(message),
-        "poll_schedule_url": admin_url(_poll_schedule(message)),
+        "poll_schedule": schedule,
+        "poll_schedule_url": admin_url(schedule),
+        "poll_run": schedule is not None and schedule.origin_id != message.pk,
         "replay_of": message.replay_of,
         "replays": list(message.replays.all()),
         "correlated_url": reverse("admin:sqs_app_message_changelist") + f"?q={message.correlation_id}"
@@ -171,7 +174,13 @@ def _poll_results(message: Message):
 
 
 def _poll_schedule(message: Message):
+    """The recurring poll this message started, or the one it is a run of (its body's `schedule_id`)."""
     try:
         return message.poll_schedule
     except (ObjectDoesNotExist, AttributeError):
+        pass
+    schedule_id = message.body.get("schedule_id") if isinstance(message.body, dict) else None
+    if not isinstance(schedule_id, int) or isinstance(schedule_id, bool):
         return None
+    PollSchedule = apps.get_model("tasks_app", "PollSchedule")  # the workers' app; sqs_app does not import it
+    return PollSchedule.objects.select_related("periodic_task").filter(pk=schedule_id).first()

@@ -14,11 +14,16 @@ from sqs_app.models import Message
 from sqs_app.schemas import build_standard_message
 from tests.helpers import notification, worker_claim, worker_failed
 
+# What the "Wipsie viewers" group has (sqs_app migrations 0005 and 0010).
 VIEWER_PERMISSIONS = [
     "sqs_app.view_message",
     "sqs_app.view_all_messages",
     "sqs_app.view_messageevent",
+    "sqs_app.view_auditentry",
+    "tasks_app.view_pollschedule",
+    "tasks_app.view_pollresult",
     "django_celery_results.view_taskresult",
+    "django_celery_beat.view_periodictask",
 ]
 
 
@@ -81,41 +86,6 @@ def run_action(client, url: str, action: str, objects):
     return client.post(
         url, {"action": action, "_selected_action": [o.pk for o in objects], "index": 0}, follow=True
     )
-
-
-@pytest.fixture
-def hung_sqs(settings):
-    """An SQS that accepts connections and never answers (a hung endpoint), for the admin's client."""
-    import socket
-    import threading
-
-    from sqs_app import sqs_client
-
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held, stop = [], threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                connection, _ = listener.accept()
-            except OSError:
-                continue
-            held.append(connection)  # read nothing, answer nothing
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    settings.AWS_ENDPOINT_URL_SQS = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    sqs_client.reset()
-    yield settings.AWS_ENDPOINT_URL_SQS
-    stop.set()
-    thread.join(timeout=5)
-    for connection in held:
-        connection.close()
-    listener.close()
-    sqs_client.reset()
 
 
 OPERATOR_PERMISSIONS = [
@@ -182,3 +152,4 @@ def operator_staff_client(django_user_model):
     client = Client()
     client.force_login(grant(user, *VIEWER_PERMISSIONS, *OPERATOR_PERMISSIONS))
     return client
+

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from sqs_app import sqs_client
 from sqs_app.models import Message, MessageStatus
+from sqs_app.queues import celery_queue_spec
 from sqs_app.services import message_send
 from tests.admin.conftest import dead_lettered
 from tests.helpers import make_sqs_unreachable, notification
@@ -138,6 +139,9 @@ def test_a_hung_sqs_is_a_notice_within_seconds_not_a_stalled_page(admin_client, 
 
     assert response.status_code == 200
     assert "SQS_UNAVAILABLE" in response.context["sqs_notice"]
+    # One call, one attempt, so the page waits one SQS_ADMIN_TIMEOUT_SECONDS (1 s) in all,
+    # not one per queue: five queues and their DLQs would be ten.
+    assert len(hung_sqs.connections) == 1
 
 
 def test_the_quick_client_is_separate_with_a_short_timeout_and_one_attempt(sqs, settings):
@@ -170,3 +174,42 @@ def test_the_dashboard_can_refresh_itself_but_not_faster_than_every_5_seconds(ad
     assert b'http-equiv="refresh"' not in admin_client.get(INDEX).content
     assert b'<meta http-equiv="refresh" content="30">' in admin_client.get(INDEX, {"refresh": "30"}).content
     assert b'<meta http-equiv="refresh" content="5">' in admin_client.get(INDEX, {"refresh": "1"}).content
+
+
+def test_wipsie_s_own_task_queue_shows_its_depths_and_each_figure_leads_somewhere(
+    admin_client, sqs, boto_sqs
+):
+    celery = celery_queue_spec()
+    boto_sqs.send_message(
+        QueueUrl=boto_sqs.get_queue_url(QueueName=celery.physical_name)["QueueUrl"], MessageBody="{}"
+    )
+    boto_sqs.send_message(
+        QueueUrl=boto_sqs.get_queue_url(QueueName=celery.dlq_name)["QueueUrl"], MessageBody="{}"
+    )
+
+    response = admin_client.get(INDEX)
+
+    [row] = [r for r in response.context["depth_rows"] if r["name"] == "celery"]
+    assert [value for value, _ in row["cells"]] == [1, 0, 0, 1]
+    # Its work is beat's runs of the recurring polls; its dead letters are on the queues page.
+    assert row["link"] == row["cells"][0][1] == "/admin/tasks_app/pollschedule/"
+    assert row["cells"][3][1] == "/admin/sqs_app/message/queues/"
+    for _, link in row["cells"]:
+        assert admin_client.get(link).status_code == 200
+    assert 'href="/admin/tasks_app/pollschedule/">celery</a>' in response.content.decode()
+
+
+def test_the_age_of_the_oldest_message_links_to_the_oldest_open_messages(admin_client, sqs):
+    oldest = message(MessageStatus.SENT, created_ago=timedelta(minutes=30))
+    message(MessageStatus.RETRYING, created_ago=timedelta(minutes=5))
+    message(MessageStatus.SUCCEEDED, created_ago=timedelta(hours=2), finished_ago=timedelta(hours=1))
+    message(MessageStatus.SENT, queue="default", created_ago=timedelta(hours=3))
+
+    response = admin_client.get(INDEX)
+
+    [row] = [r for r in response.context["depth_rows"] if r["name"] == "notifications"]
+    assert 30 * 60 <= row["oldest"] < 31 * 60
+    assert listed(admin_client, row["oldest_link"]) == {oldest.pk}
+    assert (
+        f'data-figure="oldest" href="{row["oldest_link"]}"'.replace("&", "&amp;") in response.content.decode()
+    )

@@ -5,8 +5,6 @@ import re
 import pytest
 from django_celery_results.models import TaskResult
 
-from tasks_app.models import PollSchedule
-from tests.admin.conftest import run_action, shown_messages
 from tests.helpers import recurring_poll
 
 pytestmark = pytest.mark.django_db
@@ -49,7 +47,17 @@ def test_a_viewer_is_not_shown_send_in_the_sidebar(viewer_client, sqs):
     links = sidebar(viewer_client.get("/admin/"))
 
     assert "Send" not in links
-    assert {"Dashboard", "Messages", "Queues", "Task results", "Audit log"} <= set(links)
+    assert {"Dashboard", "Messages", "Queues", "Recurring polls", "Task results", "Audit log"} <= set(links)
+    for title, link in links.items():
+        assert viewer_client.get(link).status_code == 200, title
+
+
+def test_the_sidebar_opens_the_recurring_polls_and_the_audit_log_pages(admin_client, sqs):
+    links = sidebar(admin_client.get("/admin/"))
+
+    assert links["Recurring polls"] == "/admin/tasks_app/pollschedule/"
+    assert links["Audit log"] == "/admin/sqs_app/auditentry/"
+    assert links["Task results"] == "/admin/django_celery_results/taskresult/"
 
 
 def test_view_site_leads_to_the_api_docs_which_load_nothing_from_outside(admin_client, sqs):
@@ -67,7 +75,20 @@ def test_view_site_leads_to_the_api_docs_which_load_nothing_from_outside(admin_c
 
 
 def test_admin_pages_load_nothing_from_outside(admin_client, sqs):
-    for path in ("/admin/", "/admin/sqs_app/message/", "/admin/sqs_app/message/send/"):
+    poll = recurring_poll()
+    pages = [
+        "/admin/",
+        "/admin/sqs_app/message/",
+        "/admin/sqs_app/message/send/",
+        "/admin/tasks_app/pollschedule/",
+        f"/admin/tasks_app/pollschedule/{poll.pk}/change/",
+        f"/admin/tasks_app/pollschedule/{poll.pk}/stop/",
+        "/admin/tasks_app/pollresult/",
+        "/admin/sqs_app/auditentry/",
+        "/admin/django_celery_beat/periodictask/",
+        f"/admin/django_celery_beat/periodictask/{poll.periodic_task_id}/change/",
+    ]
+    for path in pages:
         html = admin_client.get(path).content.decode()
         sources = re.findall(r'<(?:script|link)[^>]+(?:src|href)="([^"]+)"', html)
         # Our own static files, and Django's JavaScript catalogue (served by the admin itself).
@@ -103,7 +124,7 @@ def test_users_and_groups_use_the_console_forms(admin_client, staff):
     assert admin_client.get("/admin/auth/group/add/").status_code == 200
 
 
-def test_the_audit_log_lists_who_did_what(admin_client, staff, sqs):
+def test_the_message_events_list_who_did_what(admin_client, staff, sqs):
     from sqs_app.services import message_send
     from tests.helpers import notification
 
@@ -115,12 +136,36 @@ def test_the_audit_log_lists_who_did_what(admin_client, staff, sqs):
     assert event.actor == "admin"
 
 
-def test_the_stop_polls_action_stops_the_selected_schedules(admin_client, sqs_untouched):
-    chosen, other = recurring_poll(), recurring_poll()
+def test_a_groups_queue_grants_are_set_on_its_page(admin_client):
+    from django.contrib.auth.models import Group
 
-    response = run_action(admin_client, "/admin/tasks_app/pollschedule/", "stop_polls", [chosen])
+    from sqs_app.models import QueueGrant
 
-    assert shown_messages(response) == ["Stopped 1 poll(s)."]
-    chosen = PollSchedule.objects.get(pk=chosen.pk)
-    other = PollSchedule.objects.get(pk=other.pk)
-    assert (chosen.active, other.active) == (False, True)
+    group = Group.objects.create(name="Notifiers")
+    page = admin_client.get(f"/admin/auth/group/{group.pk}/change/")
+    assert page.status_code == 200 and "queue_grants-TOTAL_FORMS" in page.content.decode()
+
+    response = admin_client.post(
+        f"/admin/auth/group/{group.pk}/change/",
+        {
+            "name": "Notifiers",
+            "queue_grants-TOTAL_FORMS": "1",
+            "queue_grants-INITIAL_FORMS": "0",
+            "queue_grants-0-queue": "notifications",
+            "queue_grants-0-group": group.pk,
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert list(QueueGrant.objects.values_list("group__name", "queue")) == [("Notifiers", "notifications")]
+
+
+def test_the_token_pages_use_the_console(admin_client):
+    from unfold.admin import ModelAdmin
+
+    for model in ("outstandingtoken", "blacklistedtoken"):
+        response = admin_client.get(f"/admin/token_blacklist/{model}/")
+        assert response.status_code == 200
+        assert isinstance(response.context["cl"].model_admin, ModelAdmin)
+    # Outstanding tokens are simplejwt's record of what it issued: read only, as simplejwt has it.
+    assert admin_client.get("/admin/token_blacklist/outstandingtoken/add/").status_code == 403

@@ -8,7 +8,7 @@ from django_celery_results.models import TaskResult
 
 from sqs_app.models import Message
 from sqs_app.services import message_send
-from tasks_app import lifecycle
+from tasks_app import lifecycle, tasks
 from tasks_app.models import PollResult
 from tests.admin.conftest import dead_lettered, worker_took
 from tests.helpers import data_polling, notification, recurring_poll
@@ -159,3 +159,26 @@ def test_a_retrying_message_shows_when_its_next_attempt_is(admin_client, sqs):
     assert EXACT_TIME.fullmatch(times["Next attempt"])
     assert "webhook answered 503" in content
     assert [e["kind"] for e in response.context["events"]][-1] == "Retrying"
+
+
+def test_a_scheduled_run_shows_the_recurring_poll_it_belongs_to_and_its_result(admin_client, boto_sqs):
+    schedule = recurring_poll(source_url="https://example.com/prices.json", paused=True)
+    tasks.send_scheduled_poll.apply(kwargs={"schedule_id": schedule.pk})
+    run = Message.objects.get(source="scheduler")
+    PollResult.objects.create(
+        message=run,
+        schedule=schedule,
+        source_url=schedule.source_url,
+        status_code=200,
+        duration_ms=3,
+        item_count=2,
+    )
+
+    response, content = trace(admin_client, run)
+
+    assert response.context["poll_schedule"] == schedule
+    assert response.context["poll_run"] is True
+    assert f'href="/admin/tasks_app/pollschedule/{schedule.pk}/change/"' in content
+    assert "(this message is one of its runs)" in content and "(paused)" in content
+    [(result, _)] = response.context["poll_results"]
+    assert result.item_count == 2

@@ -48,6 +48,17 @@ def test_it_answers_503_naming_sqs_when_sqs_is_unreachable(anon_client, sqs, set
     assert (sqs_check["status"], sqs_check["error"]) == ("error", "SQS_UNAVAILABLE")
 
 
+@pytest.mark.timeout(20)
+def test_a_hung_sqs_is_an_error_after_one_short_attempt(anon_client, hung_sqs):
+    # The normal client would wait 30 s per attempt, three attempts: this test's
+    # 20 s limit fails it. The health check asks once, with the admin's short timeout.
+    response = anon_client.get("/health")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["sqs"]["error"] == "SQS_UNAVAILABLE"
+    assert len(hung_sqs.connections) == 1
+
+
 def test_it_answers_503_when_the_queues_are_not_provisioned(anon_client, boto_sqs):
     boto_sqs.delete_queue(QueueUrl=boto_queue_url(boto_sqs, "default"))
 

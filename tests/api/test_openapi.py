@@ -169,6 +169,9 @@ def test_redrive_documents_its_400_and_a_non_empty_selection(schema):
         ("/sqs/message/{queue_name}", "delete"),
         ("/sqs/dlq/{queue_name}/redrive", "post"),
         ("/sqs/polls/{schedule_id}/stop", "post"),
+        ("/sqs/polls/{schedule_id}/pause", "post"),
+        ("/sqs/polls/{schedule_id}/resume", "post"),
+        ("/sqs/polls/{schedule_id}/run", "post"),
     ],
 )
 def test_every_action_documents_its_403(schema, path, method):
@@ -180,3 +183,10 @@ def test_queue_names_are_documented_as_the_logical_queues(schema):
     (queue,) = [p for p in receive["parameters"] if p["name"] == "queue_name"]
 
     assert set(queue["schema"]["enum"]) == {"default", "data_polling", "task_processing", "notifications"}
+
+
+@pytest.mark.parametrize("action", ["pause", "resume", "run"])
+def test_poll_actions_document_that_a_stopped_poll_is_a_conflict(schema, action):
+    responses = schema["paths"][f"/sqs/polls/{{schedule_id}}/{action}"]["post"]["responses"]
+
+    assert {"200", "403", "404", "409"} <= set(responses)

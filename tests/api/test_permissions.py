@@ -39,6 +39,9 @@ DOORS = [
     ("delete", "/sqs/message/default?receipt_handle=handle", None, Action.RECEIVE),
     ("post", "/sqs/dlq/notifications/redrive", {}, Action.REDRIVE),
     ("post", "/sqs/polls/1/stop", None, Action.MANAGE_POLLS),
+    ("post", "/sqs/polls/1/pause", None, Action.MANAGE_POLLS),
+    ("post", "/sqs/polls/1/resume", None, Action.MANAGE_POLLS),
+    ("post", "/sqs/polls/1/run", None, Action.MANAGE_POLLS),
 ]
 
 
@@ -300,15 +303,25 @@ def codenames(group_name: str) -> set[str]:
 
 def test_the_operators_group_has_every_action_and_the_view_permissions():
     assert {a.value for a in Action} <= codenames(OPERATORS_GROUP)
-    assert {"view_message", "view_messageevent", "view_pollschedule", "view_pollresult"} <= codenames(
-        OPERATORS_GROUP
-    )
+    assert {
+        "view_message",
+        "view_messageevent",
+        "view_pollschedule",
+        "view_pollresult",
+        "view_auditentry",
+    } <= codenames(OPERATORS_GROUP)
 
 
 def test_the_viewers_group_may_view_everything_and_do_nothing():
     viewers = codenames(VIEWERS_GROUP)
 
-    assert {"view_all_messages", "view_message", "view_messageevent", "view_pollschedule"} <= viewers
+    assert {
+        "view_all_messages",
+        "view_message",
+        "view_messageevent",
+        "view_pollschedule",
+        "view_auditentry",
+    } <= viewers
     assert viewers & {a.value for a in Action} == {"view_all_messages"}
     assert not {c for c in viewers if not c.startswith("view_")}
 

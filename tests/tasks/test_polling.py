@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import PeriodicTask, PeriodicTasks
 
 from sqs_app.models import Message, MessageStatus
 from sqs_app.schemas import build_standard_message
@@ -14,7 +14,8 @@ from tasks_app import tasks
 from tasks_app.errors import PermanentTaskError, TemporaryTaskError
 from tasks_app.families import validated_task_data
 from tasks_app.models import PollResult, PollSchedule
-from tasks_app.polling import poll_schedule_stop, poll_source
+from tasks_app.poll_schedules import poll_schedule_pause, poll_schedule_resume, poll_schedule_stop
+from tasks_app.polling import poll_source
 from tests.helpers import drain, message_count, recurring_poll, worker_claim
 
 pytestmark = pytest.mark.django_db
@@ -316,7 +317,7 @@ def test_a_run_for_a_schedule_that_no_longer_exists_sends_nothing(boto_sqs):
 def test_a_stopped_schedule_disables_its_periodic_task(sqs_untouched):
     item = schedule()
 
-    poll_schedule_stop(schedule=item)
+    poll_schedule_stop(schedule=item, via="command")
 
     item = PollSchedule.objects.select_related("periodic_task").get(pk=item.pk)
     assert item.active is False
@@ -327,9 +328,32 @@ def test_a_stopped_schedule_disables_its_periodic_task(sqs_untouched):
 
 def test_stopping_a_stopped_schedule_keeps_when_it_was_stopped(sqs_untouched):
     item = schedule()
-    poll_schedule_stop(schedule=item)
+    poll_schedule_stop(schedule=item, via="command")
     stopped_at = PollSchedule.objects.get(pk=item.pk).stopped_at
 
-    poll_schedule_stop(schedule=PollSchedule.objects.get(pk=item.pk))
+    poll_schedule_stop(schedule=PollSchedule.objects.get(pk=item.pk), via="command")
 
     assert PollSchedule.objects.get(pk=item.pk).stopped_at == stopped_at
+
+
+def test_a_stopped_poll_sends_nothing_even_if_its_periodic_task_is_enabled_again_by_hand(boto_sqs):
+    item = schedule()
+    poll_schedule_stop(schedule=item, via="command")
+    PeriodicTask.objects.filter(pk=item.periodic_task_id).update(enabled=True)
+
+    tasks.send_scheduled_poll.apply(kwargs={"schedule_id": item.pk})
+
+    assert message_count(boto_sqs, "data_polling") == 0
+
+
+def test_pausing_and_resuming_tell_beat_that_its_schedule_changed(sqs_untouched):
+    item = schedule()
+    PeriodicTasks.update_changed()
+    before = PeriodicTasks.last_change()
+
+    paused = poll_schedule_pause(schedule=item, via="command")
+    after_pause = PeriodicTasks.last_change()
+    resumed = poll_schedule_resume(schedule=paused, via="command")
+
+    assert (paused.state, resumed.state) == ("paused", "active")
+    assert before < after_pause < PeriodicTasks.last_change()
