@@ -152,4 +152,3 @@ def operator_staff_client(django_user_model):
     client = Client()
     client.force_login(grant(user, *VIEWER_PERMISSIONS, *OPERATOR_PERMISSIONS))
     return client
-
