@@ -20,8 +20,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(BIN)/python scripts/run_platform.py
 
+# Three test processes (pytest-xdist): most of the suite's time is waiting (outages, visibility
+# timeouts, worker start-ups), which overlaps well on 2 cores. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 3
+
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
