@@ -26,6 +26,7 @@ import functools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -53,9 +54,13 @@ class Delivery:
     raw_body: str
     sent_timestamp: int | None = None
     attributes: dict | None = None
+    # Read from the body by the worker's main process, for the log lines.
+    correlation_id: str | None = None
+    standard_id: str | None = None
 
-    @property
+    @cached_property
     def body(self) -> object:
+        """The body, parsed once (sqs_app.services.parse_body)."""
         return parse_body(self.raw_body)
 
     @property

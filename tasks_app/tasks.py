@@ -24,7 +24,7 @@ from django.db import DatabaseError, connections
 
 from sqs_app.errors import WipsieError
 from sqs_app.logging import bind_message_context, reset_message_context
-from sqs_app.services import body_problem, message_send, parse_body, standard_id_of
+from sqs_app.services import body_problem, message_send
 
 from . import lifecycle, polling
 from .errors import PermanentTaskError, TemporaryTaskError
@@ -125,13 +125,11 @@ def _bind_message_to_log_lines(task=None, kwargs=None, **extra) -> None:
     """
     if not isinstance(task, MessageTask) or not kwargs:
         return
-    body = parse_body(kwargs.get("raw_body", ""))
-    fields = body if isinstance(body, dict) else {}
-    correlation_id = fields.get("correlation_id")
+    # The ids come with the task's arguments (tasks_app.worker read them from the body).
     task.request.wipsie_log_context = bind_message_context(
         message_id=kwargs.get("sqs_message_id"),
-        correlation_id=correlation_id if isinstance(correlation_id, str) else None,
-        id=standard_id_of(body),
+        correlation_id=kwargs.get("correlation_id"),
+        id=kwargs.get("standard_id"),
         queue=kwargs.get("queue"),
         attempt=kwargs.get("receive_count"),
     )

@@ -5,6 +5,7 @@ The DLQ side is checked with plain boto3 on the moto server, not through Wipsie.
 
 import json
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -77,6 +78,16 @@ def test_a_foreign_message_gets_its_first_row_keyed_by_its_sqs_id():
     assert record.body == {"task_type": "notification", "id": "not-a-uuid"}
     assert (record.attempts, record.receive_count) == (1, 1)
     assert record.celery_task_id == "lambda-42"
+
+
+def test_a_deliverys_body_is_parsed_once_however_often_it_is_read():
+    received = delivery(json.dumps(standard_body()))
+
+    with mock.patch.object(lifecycle, "parse_body", wraps=lifecycle.parse_body) as parse:
+        assert received.body is received.body
+        lifecycle.message_claim(delivery=received, task_id="sqs-1")
+
+    assert parse.call_count == 1
 
 
 def test_a_body_that_is_not_json_is_kept_as_a_string():

@@ -483,10 +483,11 @@ def test_a_claim_the_database_refuses_leaves_the_message_on_its_queue_longer_eac
 def test_a_poison_message_is_recorded_as_failed_with_the_reason_and_kept_in_the_dlq(
     sqs, boto_sqs, raw, reason
 ):
+    from sqs_app.services import parse_body
     from tasks_app.worker import route
 
     kwargs = delivery(raw)
-    task = getattr(tasks, route(raw))
+    task = getattr(tasks, route(parse_body(raw)))
 
     result = run(task, kwargs)
 
