@@ -35,9 +35,9 @@ from .worker import ReturnToQueue
 logger = logging.getLogger(__name__)
 
 # When an outcome cannot be recorded (database or DLQ down), the message comes
-# back after this long, doubling with each receive, up to the cap.
+# back after this long, doubling with each receive, up to
+# settings.TASK_UNRECORDED_RETRY_MAX_SECONDS.
 UNRECORDED_RETRY_SECONDS = 10
-UNRECORDED_RETRY_CAP_SECONDS = 300
 
 
 class MessageTask(Task):
@@ -91,7 +91,7 @@ class MessageTask(Task):
             delivery = kwargs.get("delivery") or args[0].delivery
             delay = min(
                 UNRECORDED_RETRY_SECONDS * 2 ** max(0, delivery.receive_count - 1),
-                UNRECORDED_RETRY_CAP_SECONDS,
+                settings.TASK_UNRECORDED_RETRY_MAX_SECONDS,
             )
             logger.warning(
                 "Could not record %s for message %s (%s); it comes back in %s s",

@@ -467,6 +467,11 @@ WIPSIE_CONSUMER_FORGET_SECONDS = env.float("WIPSIE_CONSUMER_FORGET_SECONDS", def
 # default, on the message's own queue (a visibility change, never a copy).
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=60.0)
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=3)
+# A message whose outcome could not be recorded (the database or the DLQ is
+# down) comes back after 10 s, doubling with each receive, up to this. Every
+# receive counts toward SQS_MAX_RECEIVE_COUNT: with 300 s, the database may be
+# away for about 20 minutes before SQS's own redrive policy would take over.
+TASK_UNRECORDED_RETRY_MAX_SECONDS = env.int("TASK_UNRECORDED_RETRY_MAX_SECONDS", default=300)
 if SQS_MAX_RECEIVE_COUNT < TASK_MAX_RETRIES + 2:
     # The queue's redrive policy is a safety net behind Wipsie's own
     # dead-lettering (after TASK_MAX_RETRIES + 1 attempts); it must never fire first.
