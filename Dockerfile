@@ -58,11 +58,13 @@ USER 10001:10001
 
 EXPOSE 8000
 
-# /health checks the database and SQS: 503 (unhealthy) when either is down.
+# /health/ready asks the database, what this container needs to serve: an SQS blip
+# or a stuck worker (both in /health, for people and monitoring) does not make the
+# web container unhealthy.
 # No curl in the slim image, so Python asks. Host: localhost is in ALLOWED_HOSTS by
 # default; keep it there (the Kubernetes probes send the same Host).
 # Only the web container serves HTTP: compose disables this check for the others.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:' + os.environ.get('API_PORT', '8000') + '/health', headers={'Host': 'localhost'}), timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:' + os.environ.get('API_PORT', '8000') + '/health/ready', headers={'Host': 'localhost'}), timeout=4)"]
 
 CMD ["gunicorn", "wipsie_site.wsgi", "-c", "gunicorn.conf.py"]

@@ -96,8 +96,13 @@ def main() -> int:
         manage("sqs_setup", env=env)
         ensure_superuser(env)
         processes.append(start("web", [BIN / "gunicorn", "wipsie_site.wsgi", "-c", "gunicorn.conf.py"], env))
-        processes.append(start("worker", [BIN / "celery", "-A", "wipsie_site", "worker", "-l", "INFO"], env))
-        processes.append(start("beat", [BIN / "celery", "-A", "wipsie_site", "beat", "-l", "INFO"], env))
+        # Each its own heartbeat file (`python -m tasks_app.heartbeat --file ...` checks one).
+        worker_env = {"WIPSIE_HEARTBEAT_FILE": str(RUN_DIR / "worker.heartbeat"), **env}
+        beat_env = {"WIPSIE_HEARTBEAT_FILE": str(RUN_DIR / "beat.heartbeat"), **env}
+        processes.append(
+            start("worker", [BIN / "celery", "-A", "wipsie_site", "worker", "-l", "INFO"], worker_env)
+        )
+        processes.append(start("beat", [BIN / "celery", "-A", "wipsie_site", "beat", "-l", "INFO"], beat_env))
         wait_for(f"http://127.0.0.1:{API_PORT}/health", "the web server", accept_errors=True)
         local_env.write(shared_settings(env))
         print_banner(env)

@@ -1,12 +1,27 @@
-"""What /health reports: can Wipsie reach its database and SQS right now?"""
+"""What /health reports: can Wipsie reach its database and SQS, and do the workers still poll?
+
+A check returns nothing, or details for its entry; it fails by raising. The
+`consumers` check reads the list every worker keeps up to date
+(tasks_app.consumers): per queue its consumers and their last poll, an error
+when all of a queue's consumers stopped polling.
+"""
 
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.db import connection
 
 from . import sqs_client
 from .errors import WipsieError
+
+
+class CheckFailed(Exception):
+    """A check that ran and found something wrong, with details for its entry."""
+
+    def __init__(self, code: str, message: str, details: dict):
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details
 
 
 def _database() -> None:
@@ -21,30 +36,51 @@ def _sqs() -> None:
         sqs_client.ping()
 
 
-CHECKS: dict[str, Callable[[], None]] = {"database": _database, "sqs": _sqs}
+def _consumers() -> dict:
+    from tasks_app.consumers import queue_consumers, stalled_queues
+
+    queues = queue_consumers()
+    stalled = stalled_queues(queues)
+    if stalled:
+        raise CheckFailed(
+            "CONSUMERS_STALLED",
+            f"No consumer of {', '.join(stalled)} has polled it for more than "
+            f"{settings.WIPSIE_WORKER_STALL_SECONDS:g} s",
+            {"queues": queues},
+        )
+    return {"queues": queues}
 
 
-# Readiness asks only for what every page needs: an SQS blip must not take
-# every API pod (and the admin and history with it) out of service.
-READINESS_CHECKS: dict[str, Callable[[], None]] = {"database": _database}
+CHECKS: dict[str, Callable[[], dict | None]] = {"database": _database, "sqs": _sqs, "consumers": _consumers}
 
 
-def health_check(checks: dict[str, Callable[[], None]] | None = None) -> dict:
-    """{"status": "ok"|"error", "checks": {name: {"status", "latency_ms", "error"?}}}."""
+# Readiness asks only for what every page needs: an SQS blip, or a stuck
+# worker, must not take every API pod (and the admin and history with it)
+# out of service.
+READINESS_CHECKS: dict[str, Callable[[], dict | None]] = {"database": _database}
+
+
+def health_check(checks: dict[str, Callable[[], dict | None]] | None = None) -> dict:
+    """{"status": "ok"|"error", "checks": {name: {"status", "latency_ms", "error"?, "message"?, ...}}}.
+
+    A check's details (the consumers' queues) come after its status.
+    """
     checks = {name: _run(check) for name, check in (checks or CHECKS).items()}
     overall = "ok" if all(c["status"] == "ok" for c in checks.values()) else "error"
     return {"status": overall, "checks": checks}
 
 
-def _run(check: Callable[[], None]) -> dict:
+def _run(check: Callable[[], dict | None]) -> dict:
     started = time.perf_counter()
     try:
-        check()
+        details = check() or {}
+    except CheckFailed as exc:
+        return {**_failed(started, exc.code, exc.message), **exc.details}
     except WipsieError as exc:
         return _failed(started, exc.error_code, exc.message)
     except Exception as exc:  # noqa: BLE001 - a health check reports, it does not raise
         return _failed(started, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-    return {"status": "ok", "latency_ms": _elapsed_ms(started)}
+    return {"status": "ok", "latency_ms": _elapsed_ms(started), **details}
 
 
 def _failed(started: float, code: str, message: str) -> dict:

@@ -9,6 +9,8 @@
   the returned token is given to `reset_message_context`, or for the body of
   `with message_context(...)`. Context variables, so that it is right under
   gunicorn's threads and in each Celery pool process alike.
+- `configure` (settings.LOGGING_CONFIG) also routes Python warnings into
+  the log, so that they are records in the chosen format too.
 - `CeleryResultFilter` keeps task return values (a notification's recipient,
   a poll's data) out of Celery's INFO "succeeded" line.
 """
@@ -16,6 +18,7 @@
 import contextlib
 import contextvars
 import logging
+import logging.config
 from collections.abc import Iterator
 
 from .request_context import get_request_id
@@ -65,6 +68,16 @@ class RequestIdFilter(logging.Filter):
             # For the text format: the bound fields, as key=value.
             record.context = "".join(f" {key}={value}" for key, value in context.items())
         return True
+
+
+def configure(config: dict) -> None:
+    """settings.LOGGING_CONFIG: Django's dictConfig, and Python warnings as log records too.
+
+    Without captureWarnings a warning (a library's, or Celery's about running
+    as root) is printed to stderr as plain text, outside LOG_FORMAT=json.
+    """
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
 
 
 class CeleryResultFilter(logging.Filter):

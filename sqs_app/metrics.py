@@ -12,6 +12,9 @@
   METRICS_CACHE_SECONDS per process (one SQS round per interval, however often
   Prometheus or several Prometheus servers scrape), and the history gauges
   from the (queue, status, created_at) index over the open messages only.
+  The consumer gauges (how many workers consume each queue, and how long ago
+  the freshest of them polled it) come from the workers' consumer list
+  (tasks_app.consumers), in the same read.
 """
 
 import logging
@@ -54,14 +57,19 @@ QUEUE_GAUGES = {
 OLDEST_AGE = "sqs_queue_oldest_message_age_seconds"
 
 
+CONSUMERS = "wipsie_queue_consumers"
+LAST_POLL_AGE = "wipsie_queue_last_poll_age_seconds"
+
+
 class QueueCollector:
-    """Queue depths, dead letters, the oldest open message's age and open messages by status."""
+    """Queue depths, dead letters, the oldest open message's age, open messages by status, consumers."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._read_at = float("-inf")
         self._rows: list[dict] | None = None
         self._open: dict = {}
+        self._consumers: dict = {}
 
     def describe(self):
         # Without describe(), registering would call collect() at start-up,
@@ -69,7 +77,7 @@ class QueueCollector:
         return []
 
     def collect(self):
-        rows, open_messages = self._cached()
+        rows, open_messages, consumers = self._cached()
         families = {
             name: GaugeMetricFamily(name, help_text, labels=["queue_name"])
             for name, (_, help_text) in QUEUE_GAUGES.items()
@@ -98,26 +106,45 @@ class QueueCollector:
             for status, count in entry["by_status"].items():
                 by_status.add_metric([queue, status], count)
         yield by_status
+        yield from self._consumer_gauges(consumers)
+
+    def _consumer_gauges(self, consumers: dict):
+        count = GaugeMetricFamily(
+            CONSUMERS, "Worker processes consuming the queue (stalled ones included)", labels=["queue_name"]
+        )
+        age = GaugeMetricFamily(
+            LAST_POLL_AGE,
+            "Seconds since any consumer of the queue last polled it (only for consumed queues)",
+            labels=["queue_name"],
+        )
+        for queue, entry in consumers.items():
+            count.add_metric([queue], len(entry["processes"]))
+            age.add_metric([queue], entry["last_poll_age_seconds"])
+        yield count
+        yield age
 
     def _cached(self):
         with self._lock:
             if time.monotonic() - self._read_at >= settings.METRICS_CACHE_SECONDS:
-                self._rows, self._open = self._read()
+                self._rows, self._open, self._consumers = self._read()
                 self._read_at = time.monotonic()
-            return self._rows, self._open
+            return self._rows, self._open, self._consumers
 
     def _read(self):
+        from tasks_app.consumers import queue_consumers
+
         try:
             open_messages = selectors.open_messages_by_queue()
+            consumers = queue_consumers()
         except Exception:  # noqa: BLE001 - a scrape reports what it can
             logger.warning("History gauges unavailable for /metrics", exc_info=True)
-            open_messages = {}
+            open_messages, consumers = {}, {}
         try:
             rows = selectors.queue_overview()
         except WipsieError as exc:
             logger.warning("Queue sizes unavailable for /metrics: %s", exc.error_code)
             rows = None
-        return rows, open_messages
+        return rows, open_messages, consumers
 
 
 def route_of(request) -> str:

@@ -165,7 +165,10 @@ def queue_overview() -> list[dict]:
     """Each queue's depth in SQS, its dead letters and the age of its oldest message.
 
     One row per queue, the four and Wipsie's own Celery task queue (`celery`):
-    {"name", "visible", "in_flight", "delayed", "dead", "oldest_age_seconds"}.
+    {"name", "visible", "in_flight", "delayed", "dead", "oldest_age_seconds",
+    "consumers"}, where "consumers" is the queue's entry in the workers'
+    consumer list (tasks_app.consumers.queue_consumers: status, last poll
+    age, processes), or None when no worker consumes it.
     Raises a WipsieError when SQS cannot answer. The admin, `sqs_queues` and
     /metrics all read this.
 
@@ -175,14 +178,25 @@ def queue_overview() -> list[dict]:
     still open (sent, received, processing or retrying), found through an
     index. Celery's own queue has no history: its age is None.
     """
+    from tasks_app.consumers import queue_consumers
+
     oldest = open_messages_by_queue()
+    consumers = queue_consumers()
     rows = []
     for name in OPERATOR_QUEUES:
         depths = sqs_client.queue_depths(name)
         dead = sqs_client.queue_depths(name, dead_letters=True)["visible"]
         first = oldest.get(name, {}).get("oldest")
         age = max(0, round((timezone.now() - first).total_seconds())) if first else None
-        rows.append({"name": name, **depths, "dead": dead, "oldest_age_seconds": age})
+        rows.append(
+            {
+                "name": name,
+                **depths,
+                "dead": dead,
+                "oldest_age_seconds": age,
+                "consumers": consumers.get(name),
+            }
+        )
     return rows
 
 

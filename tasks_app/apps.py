@@ -6,5 +6,5 @@ class TasksAppConfig(AppConfig):
     verbose_name = "Tasks"
 
     def ready(self):
-        # Connects the worker metrics to Celery's signals.
-        from . import metrics  # noqa: F401
+        # Connects the worker metrics, and the consumer list's clean exit, to Celery's signals.
+        from . import consumers, metrics  # noqa: F401

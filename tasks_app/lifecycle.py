@@ -18,14 +18,17 @@ the same StandardMessage may even be sent twice. The history row
   (received, processing and the outcome, dated when each happened). While an
   attempt runs, the row's status, attempts and lease show it.
 
-On the success path a task costs four SQL statements: the claim, the
-outcome's UPDATE and INSERT, and the task result (tasks_app.results).
+On the success path a task costs three SQL statements on PostgreSQL: the
+claim, the outcome (its UPDATE and INSERT in one statement), and the task
+result (tasks_app.results); four on SQLite, where the outcome is a
+transaction of two.
 """
 
 import functools
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -53,9 +56,13 @@ class Delivery:
     raw_body: str
     sent_timestamp: int | None = None
     attributes: dict | None = None
+    # Read from the body by the worker's main process, for the log lines.
+    correlation_id: str | None = None
+    standard_id: str | None = None
 
-    @property
+    @cached_property
     def body(self) -> object:
+        """The body, parsed once (sqs_app.services.parse_body)."""
         return parse_body(self.raw_body)
 
     @property
@@ -257,7 +264,11 @@ def message_dead_lettered(claim: Claim, *, error: str) -> None:
 def _record_outcome(
     claim: Claim, status: str, kind: str, *, error: str, next_attempt_at=None, **detail
 ) -> None:
-    """The row's new state and the attempt's events, in one transaction (two statements)."""
+    """The row's new state and the attempt's events, atomically.
+
+    On PostgreSQL in one statement (`_outcome_in_one_statement`); elsewhere (SQLite)
+    in one transaction of two statements.
+    """
     now = timezone.now()
     changes = {
         "status": status,
@@ -292,9 +303,51 @@ def _record_outcome(
             detail={**({"error": error} if error else {}), "attempt": claim.attempt, **detail},
         ),
     ]
+    if connection.vendor == "postgresql":
+        _outcome_in_one_statement(claim.pk, changes, events)
+    else:
+        _outcome_in_a_transaction(claim.pk, changes, events)
+
+
+def _outcome_in_a_transaction(pk: int, changes: dict, events: list[MessageEvent]) -> None:
     with transaction.atomic():
-        Message.objects.filter(pk=claim.pk).update(**changes)
+        Message.objects.filter(pk=pk).update(**changes)
         MessageEvent.objects.bulk_create(events)
+
+
+def _outcome_in_one_statement(pk: int, changes: dict, events: list[MessageEvent]) -> None:
+    """UPDATE the row and INSERT its events in one data-modifying statement (PostgreSQL).
+
+    One round trip instead of four (BEGIN, UPDATE, INSERT, COMMIT), and as
+    atomic as the transaction: a single statement is all or nothing. The
+    columns and values come from the models' own fields, as in
+    sqs_app.inserts; the events get their ids in the order given.
+    """
+    quote = connection.ops.quote_name
+    message_pk = quote(Message._meta.pk.column)
+    assignments = ", ".join(f"{quote(Message._meta.get_field(name).column)} = %s" for name in changes)
+    params = [
+        Message._meta.get_field(name).get_db_prep_save(value, connection) for name, value in changes.items()
+    ]
+    params.append(pk)
+    fields = [field for field in MessageEvent._meta.concrete_fields if field.name not in ("id", "message")]
+    row = "(%s, " + ", ".join(f"CAST(%s AS {field.db_type(connection)})" for field in fields) + ")"
+    for number, event in enumerate(events):
+        params.append(number)
+        params += [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
+    columns = ", ".join(quote(field.column) for field in fields)
+    sql = (
+        # Only quoted model identifiers are formatted in; every value is a parameter.
+        f"WITH changed AS (UPDATE {quote(Message._meta.db_table)} SET {assignments} "  # noqa: S608
+        f"WHERE {message_pk} = %s RETURNING {message_pk}) "
+        f"INSERT INTO {quote(MessageEvent._meta.db_table)} "
+        f"({quote(MessageEvent._meta.get_field('message').column)}, {columns}) "
+        f"SELECT changed.{message_pk}, {', '.join(f'event.{quote(field.column)}' for field in fields)} "
+        f"FROM changed CROSS JOIN (VALUES {', '.join([row] * len(events))}) AS event(n, {columns}) "
+        "ORDER BY event.n"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 def duplicate_noted(claim: Claim) -> None:

@@ -90,3 +90,28 @@ class PollResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_url} -> {self.status_code} ({self.item_count} items)"
+
+
+class QueueConsumer(models.Model):
+    """A worker process consuming a queue, and when it last polled it (tasks_app.consumers).
+
+    One row per (host, process, queue), upserted by the worker's main process
+    every few seconds and removed when it shuts down cleanly. The one store
+    every process of every deployment shares is the database, so /health and
+    `sqs_queues` read here which queues have consumers that stopped polling.
+    """
+
+    queue = models.CharField(max_length=80)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_poll_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["queue", "hostname", "pid"]
+        constraints = [
+            models.UniqueConstraint(fields=["hostname", "pid", "queue"], name="tasks_app_consumer_per_queue")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.hostname}:{self.pid} on {self.queue}"

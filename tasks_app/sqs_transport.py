@@ -27,14 +27,17 @@ Three changes to the stock channel, each for a reason measured here
   and the stock channel then dies with `AttributeError` and never polls
   again ("goes deaf").
 - **A consumer that stops polling is noticed.** Each poll touches the
-  heartbeat file (tasks_app.heartbeat); a watchdog thread exits the process
-  when no poll started for WIPSIE_WORKER_STALL_SECONDS, so that its
-  supervisor starts a worker that consumes, instead of a live one that does not.
+  heartbeat file (tasks_app.heartbeat) and is noted for the consumer list
+  every process reads (tasks_app.consumers: /health, `sqs_queues`,
+  /metrics); a watchdog thread exits the process when no poll started for
+  WIPSIE_WORKER_STALL_SECONDS, so that its supervisor starts a worker that
+  consumes, instead of a live one that does not.
 """
 
 import logging
 import os
 import threading
+from functools import cached_property
 from time import monotonic
 
 from kombu.transport import SQS, virtual
@@ -74,22 +77,32 @@ class Channel(SQS.Channel):
             }
         return self._wipsie_queue_urls
 
+    @cached_property
+    def queue_names_by_url(self) -> dict[str, str]:
+        """Queue URL -> logical name, for naming each received message's queue (tasks_app.worker)."""
+        return {queue["url"]: name for name, queue in self.predefined_queues.items()}
+
     def canonical_queue_name(self, queue_name):
         # Logical names are the keys of predefined_queues; no prefix games.
         return queue_name
 
     def _schedule_queue(self, queue):
+        from . import consumers, heartbeat
+
         now = monotonic()
         self._last_poll = now
+        consumers.RECORDER.polled(queue)
         if now - self._last_beat >= HEARTBEAT_EVERY:
-            from . import heartbeat
-
             heartbeat.beat()
             self._last_beat = now
         return super()._schedule_queue(queue)
 
     def basic_consume(self, queue, *args, **kwargs):
         self._start_watchdog()
+        if self.hub is not None:  # a worker's consumer, not a one-off connection
+            from . import consumers
+
+            consumers.RECORDER.start()
         return super().basic_consume(queue, *args, **kwargs)
 
     def _start_watchdog(self) -> None:

@@ -25,7 +25,7 @@ from django.db import DatabaseError, connections
 from sqs_app.errors import WipsieError
 from sqs_app.logging import bind_message_context, reset_message_context
 from sqs_app.operations import runs
-from sqs_app.services import body_problem, message_send, parse_body, standard_id_of
+from sqs_app.services import body_problem, message_send
 
 from . import lifecycle, poll_schedules
 from .errors import PermanentTaskError, TemporaryTaskError
@@ -37,9 +37,9 @@ from .worker import ReturnToQueue
 logger = logging.getLogger(__name__)
 
 # When an outcome cannot be recorded (database or DLQ down), the message comes
-# back after this long, doubling with each receive, up to the cap.
+# back after this long, doubling with each receive, up to
+# settings.TASK_UNRECORDED_RETRY_MAX_SECONDS.
 UNRECORDED_RETRY_SECONDS = 10
-UNRECORDED_RETRY_CAP_SECONDS = 300
 # An operator run's slice that met the database or SQS down is tried again after this long.
 OPERATOR_RUN_RETRY_SECONDS = 30
 
@@ -95,7 +95,7 @@ class MessageTask(Task):
             delivery = kwargs.get("delivery") or args[0].delivery
             delay = min(
                 UNRECORDED_RETRY_SECONDS * 2 ** max(0, delivery.receive_count - 1),
-                UNRECORDED_RETRY_CAP_SECONDS,
+                settings.TASK_UNRECORDED_RETRY_MAX_SECONDS,
             )
             logger.warning(
                 "Could not record %s for message %s (%s); it comes back in %s s",
@@ -129,13 +129,11 @@ def _bind_message_to_log_lines(task=None, kwargs=None, **extra) -> None:
     """
     if not isinstance(task, MessageTask) or not kwargs:
         return
-    body = parse_body(kwargs.get("raw_body", ""))
-    fields = body if isinstance(body, dict) else {}
-    correlation_id = fields.get("correlation_id")
+    # The ids come with the task's arguments (tasks_app.worker read them from the body).
     task.request.wipsie_log_context = bind_message_context(
         message_id=kwargs.get("sqs_message_id"),
-        correlation_id=correlation_id if isinstance(correlation_id, str) else None,
-        id=standard_id_of(body),
+        correlation_id=kwargs.get("correlation_id"),
+        id=kwargs.get("standard_id"),
         queue=kwargs.get("queue"),
         attempt=kwargs.get("receive_count"),
     )

@@ -25,7 +25,7 @@ from celery.worker.request import Request
 
 from sqs_app import sqs_client
 from sqs_app.errors import WipsieError
-from sqs_app.services import parse_body
+from sqs_app.services import parse_body, standard_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,9 @@ def as_task_message(message) -> None:
     sqs_message = delivery["sqs_message"]
     queue = _logical_queue(message)
     raw_body = sqs_message["Body"]
+    # Parsed once, here: the task gets what its log lines need (the ids) with
+    # its arguments, and parses the body again only to claim and process it.
+    body = parse_body(raw_body)
     system = sqs_message.get("Attributes", {})
     kwargs = {
         "queue": queue,
@@ -111,11 +114,13 @@ def as_task_message(message) -> None:
         "sent_timestamp": int(system["SentTimestamp"]) if system.get("SentTimestamp") else None,
         "raw_body": raw_body,
         "attributes": _attribute_values(sqs_message.get("MessageAttributes") or {}),
+        "correlation_id": _correlation_id_of(body),
+        "standard_id": standard_id_of(body),
     }
     message_id = sqs_message["MessageId"]
     message.headers = {
         "lang": "py",
-        "task": route(raw_body),
+        "task": route(body),
         "id": message_id,
         "root_id": message_id,
         "parent_id": None,
@@ -138,20 +143,24 @@ def as_task_message(message) -> None:
     delivery["routing_key"] = queue
 
 
-def route(raw_body: str) -> str:
-    """The Celery task for a body: its task_type's family, or the unroutable task."""
-    body = parse_body(raw_body)  # a body Wipsie cannot keep as JSON comes back as a string
+def route(body: object) -> str:
+    """The Celery task for a parsed body: its task_type's family, or the unroutable task.
+
+    A body Wipsie cannot keep as JSON comes from sqs_app.services.parse_body as
+    the raw string: unroutable.
+    """
     task_type = body.get("task_type") if isinstance(body, dict) else None
     return FAMILY_TASKS.get(task_type, UNROUTABLE_TASK) if isinstance(task_type, str) else UNROUTABLE_TASK
 
 
+def _correlation_id_of(body: object) -> str | None:
+    value = body.get("correlation_id") if isinstance(body, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def _logical_queue(message) -> str:
     url = message.delivery_info["sqs_queue"]
-    channel = message.channel
-    for name, queue in channel.predefined_queues.items():
-        if queue["url"] == url:
-            return name
-    return url.rsplit("/", 1)[-1]
+    return message.channel.queue_names_by_url.get(url) or url.rsplit("/", 1)[-1]
 
 
 def _attribute_values(attributes: dict) -> dict:

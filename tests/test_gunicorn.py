@@ -1,13 +1,12 @@
 """The production web server's configuration (gunicorn.conf.py) and its JSON access log.
 
-The access log is checked on a real gunicorn serving Wipsie, as in production.
+The access log is checked on a real gunicorn serving Wipsie, as in production
+(the `gunicorn` fixture, tests/conftest.py).
 """
 
 import json
 import os
 import runpy
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,10 +14,7 @@ from unittest import mock
 
 import pytest
 
-from conftest import free_port, wait_for_http
-
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 
 
 def config(**env: str) -> dict:
@@ -49,58 +45,6 @@ def test_the_access_log_goes_to_stdout_a_file_or_nowhere(value, expected):
     assert shown["logger_class"] == "wipsie_site.access_log.JsonAccessLogger"
 
 
-class Server:
-    """gunicorn with gunicorn.conf.py and some variables; its stdout goes to a file."""
-
-    def __init__(self, tmp_path: Path, **env: str):
-        port = free_port()
-        self.stdout = tmp_path / "stdout.log"
-        self.base = f"http://127.0.0.1:{port}"
-        with self.stdout.open("wb") as out:
-            self.process = subprocess.Popen(
-                [str(BIN / "gunicorn"), "wipsie_site.wsgi", "-c", "gunicorn.conf.py"],
-                cwd=ROOT,
-                env={
-                    **os.environ,
-                    "DJANGO_SETTINGS_MODULE": "wipsie_site.settings",
-                    "DEBUG": "false",
-                    "SECRET_KEY": "a-real-secret-for-this-gunicorn-test-only-0123456789-abcdefghij",
-                    "ALLOWED_HOSTS": "127.0.0.1",
-                    # Plain HTTP on loopback: no TLS proxy in front of it here.
-                    "SECURE_SSL_REDIRECT": "false",
-                    "DATABASE_URL": f"sqlite:///{tmp_path / 'unused.sqlite3'}",
-                    "API_HOST": "127.0.0.1",
-                    "API_PORT": str(port),
-                    "WEB_CONCURRENCY": "1",
-                    "GUNICORN_THREADS": "2",
-                    **env,
-                },
-                stdout=out,
-                stderr=subprocess.DEVNULL,
-            )
-        wait_for_http(f"{self.base}/api/schema/", timeout=60)
-
-    def stop(self) -> str:
-        """Stop it gracefully (every log line written); its stdout."""
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        return self.stdout.read_text()
-
-
-@pytest.fixture
-def serve(tmp_path):
-    servers = []
-
-    def start(**env: str) -> Server:
-        servers.append(Server(tmp_path, **env))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        if server.process.poll() is None:
-            server.stop()
-
-
 def get(url: str, **headers: str) -> int:
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10):  # noqa: S310
@@ -113,8 +57,8 @@ def access_lines(text: str, path: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if f'"path": "{path}"' in line]
 
 
-def test_the_access_log_line_is_json_with_the_request_id(serve):
-    server = serve()  # the default: stdout
+def test_the_access_log_line_is_json_with_the_request_id(gunicorn):
+    server = gunicorn()  # the default: stdout
 
     assert get(f"{server.base}/nowhere?receipt_handle=secret", **{"X-Request-ID": "trace-me-42"}) == 404
 
@@ -126,9 +70,9 @@ def test_the_access_log_line_is_json_with_the_request_id(serve):
     assert "secret" not in output
 
 
-def test_the_access_log_can_go_to_a_file(serve, tmp_path):
+def test_the_access_log_can_go_to_a_file(gunicorn, tmp_path):
     log = tmp_path / "access.log"
-    server = serve(GUNICORN_ACCESS_LOG=str(log))
+    server = gunicorn(GUNICORN_ACCESS_LOG=str(log))
 
     assert get(f"{server.base}/nowhere") == 404
 
@@ -137,8 +81,8 @@ def test_the_access_log_can_go_to_a_file(serve, tmp_path):
     assert line["request_id"]
 
 
-def test_an_access_log_that_is_off_writes_nothing(serve):
-    server = serve(GUNICORN_ACCESS_LOG="off")
+def test_an_access_log_that_is_off_writes_nothing(gunicorn):
+    server = gunicorn(GUNICORN_ACCESS_LOG="off")
 
     assert get(f"{server.base}/nowhere") == 404
 

@@ -1,13 +1,16 @@
 """/metrics: the spec's metric names, queue gauges cached per interval, access by token or address."""
 
 import re
+from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.utils import timezone
 
 from sqs_app import metrics_views, selectors, sqs_client
 from sqs_app.models import Message
 from sqs_app.services import message_send
+from tasks_app.consumers import consumers_record
 from tests.helpers import make_sqs_unreachable
 
 from .commands.conftest import dead_lettered
@@ -107,11 +110,39 @@ def test_history_gauges_read_only_open_messages(anon_client, sqs):
 
 def test_metrics_still_answer_when_sqs_is_down(anon_client, settings, sqs):
     make_sqs_unreachable(settings)
+    consumers_record(
+        hostname="w", pid=1, started_at=timezone.now(), last_polls={"notifications": timezone.now()}
+    )
 
     text = scrape(anon_client)
 
     assert metric(text, "sqs_queue_size", queue_name="default") is None
     assert metric(text, "wipsie_sqs_up") == 0
+    assert metric(text, "wipsie_queue_consumers", queue_name="notifications") == 1  # from the database
+
+
+def test_each_consumed_queue_has_its_consumer_count_and_last_poll_age(anon_client, sqs):
+    now = timezone.now()
+    for pid, seconds_ago in ((1, 3), (2, 700)):
+        consumers_record(
+            hostname="w",
+            pid=pid,
+            started_at=now,
+            last_polls={"notifications": now - timedelta(seconds=seconds_ago)},
+        )
+    consumers_record(
+        hostname="w", pid=3, started_at=now, last_polls={"data_polling": now - timedelta(seconds=400)}
+    )
+
+    text = scrape(anon_client)
+
+    assert metric(text, "wipsie_queue_consumers", queue_name="notifications") == 2
+    assert (
+        3 <= metric(text, "wipsie_queue_last_poll_age_seconds", queue_name="notifications") < 60
+    )  # the freshest
+    assert 400 <= metric(text, "wipsie_queue_last_poll_age_seconds", queue_name="data_polling") < 460
+    assert metric(text, "wipsie_queue_consumers", queue_name="default") is None  # nobody consumes it
+    assert metric(text, "wipsie_queue_last_poll_age_seconds", queue_name="default") is None
 
 
 def test_by_default_only_loopback_may_scrape(anon_client):

@@ -56,7 +56,12 @@ def test_the_worker_uses_wipsies_consumer_transport_and_request():
 
 
 def test_recurring_polls_are_django_celery_beat_periodic_tasks_the_worker_knows():
-    assert app.conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    from django_celery_beat.schedulers import DatabaseScheduler
+
+    from tasks_app.scheduler import HeartbeatScheduler
+
+    assert app.conf.beat_scheduler == "tasks_app.scheduler:HeartbeatScheduler"
+    assert issubclass(HeartbeatScheduler, DatabaseScheduler)
     app.loader.import_default_modules()
     assert "tasks_app.tasks.send_scheduled_poll" in app.tasks
 

@@ -1,17 +1,33 @@
 """The Celery application: configured from Django settings (the CELERY_ namespace).
 
 Workers consume each family's queue directly (tasks_app.worker, through the
-transport in tasks_app.sqs_transport); see settings' Celery section.
+transport in tasks_app.sqs_transport); see settings' Celery section. The
+`celery worker` and `celery beat` programs log their banners as records
+(tasks_app.programs), so that LOG_FORMAT=json holds for every line.
 """
 
 import os
+from functools import cached_property
 
 from celery import Celery
 from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wipsie_site.settings")
 
-app = Celery("wipsie_site")
+
+class WipsieCelery(Celery):
+    """Celery whose `worker` and `beat` programs write nothing but log records (tasks_app.programs)."""
+
+    @cached_property
+    def Worker(self):  # noqa: N802 - Celery's name
+        return self.subclass_with_self("tasks_app.programs:Worker")
+
+    @cached_property
+    def Beat(self):  # noqa: N802 - Celery's name
+        return self.subclass_with_self("tasks_app.programs:Beat")
+
+
+app = WipsieCelery("wipsie_site")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

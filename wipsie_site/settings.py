@@ -438,8 +438,10 @@ CELERY_WORKER_CONSUMER = "tasks_app.worker:MessageConsumer"
 CELERY_WORKER_ENABLE_REMOTE_CONTROL = False
 CELERY_WORKER_SEND_TASK_EVENTS = False
 # Recurring polls are django-celery-beat PeriodicTasks in the database (no
-# schedule file: beat runs as a non-root user on a read-only filesystem).
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# schedule file: beat runs as a non-root user on a read-only filesystem). Its
+# DatabaseScheduler, touching beat's heartbeat file on every tick (at least
+# every 5 s): beat's liveness probe.
+CELERY_BEAT_SCHEDULER = "tasks_app.scheduler:HeartbeatScheduler"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Workers ----------------------------------------------------------------
@@ -458,10 +460,23 @@ CELERY_TASK_QUEUES = [Queue(name) for name in WIPSIE_WORKER_QUEUES]
 # whose consumer has not polled for WIPSIE_WORKER_STALL_SECONDS exits (status
 # 70) so that its supervisor restarts it; 0 turns the watchdog off.
 WIPSIE_WORKER_STALL_SECONDS = env.float("WIPSIE_WORKER_STALL_SECONDS", default=120.0)
+# Every process can see which queues have consumers that stopped polling
+# (tasks_app.consumers): each worker records its last poll of each queue in
+# the database every WIPSIE_CONSUMER_RECORD_SECONDS. /health flags a queue
+# whose consumers have all been silent for WIPSIE_WORKER_STALL_SECONDS (0:
+# never); a consumer silent for WIPSIE_CONSUMER_FORGET_SECONDS (killed and
+# never back) is forgotten.
+WIPSIE_CONSUMER_RECORD_SECONDS = env.float("WIPSIE_CONSUMER_RECORD_SECONDS", default=5.0)
+WIPSIE_CONSUMER_FORGET_SECONDS = env.float("WIPSIE_CONSUMER_FORGET_SECONDS", default=3600.0)
 # Retries wait TASK_RETRY_BASE_SECONDS * 2**(attempt - 1): 60 s, 120 s, 240 s by
 # default, on the message's own queue (a visibility change, never a copy).
 TASK_RETRY_BASE_SECONDS = env.float("TASK_RETRY_BASE_SECONDS", default=60.0)
 TASK_MAX_RETRIES = env.int("TASK_MAX_RETRIES", default=3)
+# A message whose outcome could not be recorded (the database or the DLQ is
+# down) comes back after 10 s, doubling with each receive, up to this. Every
+# receive counts toward SQS_MAX_RECEIVE_COUNT: with 300 s, the database may be
+# away for about 20 minutes before SQS's own redrive policy would take over.
+TASK_UNRECORDED_RETRY_MAX_SECONDS = env.int("TASK_UNRECORDED_RETRY_MAX_SECONDS", default=300)
 if SQS_MAX_RECEIVE_COUNT < TASK_MAX_RETRIES + 2:
     # The queue's redrive policy is a safety net behind Wipsie's own
     # dead-lettering (after TASK_MAX_RETRIES + 1 attempts); it must never fire first.
@@ -531,6 +546,8 @@ if LOG_FILE:
         "filters": ["request_id"],
     }
 
+# dictConfig, plus Python warnings as records (py.warnings) rather than plain stderr text.
+LOGGING_CONFIG = "sqs_app.logging.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

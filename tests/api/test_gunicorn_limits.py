@@ -8,60 +8,21 @@ connection it had just promised to keep open.
 
 import http.client
 import json
-import os
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-from conftest import free_port, wait_for_http
-
-BIN = Path(sys.executable).parent
-ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def gunicorn(tmp_path_factory):
-    """gunicorn with the production settings (DEBUG off). No request here reaches the database."""
-    port = free_port()
-    env = {
-        "PATH": os.environ["PATH"],
-        "DJANGO_SETTINGS_MODULE": "wipsie_site.settings",
-        "DEBUG": "false",
-        "SECRET_KEY": "gunicorn-limits-test-key-that-is-long-and-varied-0123456789",
-        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback: no TLS proxy in front
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('db') / 'unused.sqlite3'}",
-        "API_HOST": "127.0.0.1",
-        "API_PORT": str(port),
-        "WEB_CONCURRENCY": "1",
-        "GUNICORN_THREADS": "2",
-        "GUNICORN_ACCESS_LOG": "/dev/null",
-        "LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(
-        [str(BIN / "gunicorn"), "wipsie_site.wsgi", "-c", "gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health/live", timeout=30)
-        yield port
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+def server(gunicorn):
+    """One gunicorn for the module, with the production settings. No request here reaches the database."""
+    return gunicorn(GUNICORN_ACCESS_LOG="/dev/null", LOG_LEVEL="WARNING")
 
 
 @pytest.fixture
-def connection(gunicorn):
-    conn = http.client.HTTPConnection("127.0.0.1", gunicorn, timeout=30)
+def connection(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     yield conn
     conn.close()
 

@@ -1,5 +1,6 @@
 """sqs_setup, sqs_queues (and its old name sqs_status), sqs_purge, against the moto server."""
 
+import functools
 from datetime import timedelta
 
 import pytest
@@ -7,6 +8,7 @@ from django.utils import timezone
 
 from sqs_app.models import AuditEntry, Message
 from sqs_app.services import message_send
+from tasks_app.consumers import consumers_record
 from tests.helpers import message_count
 
 from .conftest import dead_lettered
@@ -44,6 +46,7 @@ def test_queues_shows_depths_dead_letters_and_the_oldest_open_message_age(comman
         "delayed": 0,
         "dead": 0,
         "oldest_age_seconds": None,
+        "consumers": None,  # no worker consumes it
     }
     assert 300 <= rows["default"]["oldest_age_seconds"] < 400
     assert rows["notifications"]["dead"] == 1
@@ -58,11 +61,41 @@ def test_queues_prints_a_table_with_one_row_per_queue(command, sqs):
     result = command("sqs_queues")
 
     lines = result.out.splitlines()
-    assert lines[0].split() == ["queue", "visible", "in", "flight", "delayed", "dead", "oldest", "age", "(s)"]
+    assert lines[0].split() == [
+        "queue", "visible", "in", "flight", "delayed", "dead", "oldest", "age", "(s)",
+        "consumers", "last", "poll", "(s)",
+    ]  # fmt: skip
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
     assert list(rows) == QUEUES
     assert rows["task_processing"][:4] == ["1", "0", "0", "0"]
-    assert rows["default"] == ["0", "0", "0", "0", "-"]
+    assert rows["default"] == ["0", "0", "0", "0", "-", "-", "-"]
+
+
+def test_queues_shows_each_queues_consumers_and_flags_those_that_stopped_polling(command, sqs, settings):
+    settings.WIPSIE_WORKER_STALL_SECONDS = 60
+    now = timezone.now()
+    record = functools.partial(consumers_record, started_at=now - timedelta(hours=1))
+    record(hostname="worker-a", pid=10, last_polls={"notifications": now - timedelta(seconds=2)})
+    record(hostname="worker-b", pid=11, last_polls={"notifications": now - timedelta(seconds=600)})
+    record(hostname="worker-c", pid=12, last_polls={"task_processing": now - timedelta(seconds=300)})
+
+    rows = {row["name"]: row for row in command("sqs_queues", "--json").json}
+    table = command("sqs_queues").out
+
+    notifications = rows["notifications"]["consumers"]
+    assert notifications["status"] == "ok"  # one of its two consumers still polls
+    assert 2 <= notifications["last_poll_age_seconds"] < 30
+    assert [(p["hostname"], p["pid"], p["stalled"]) for p in notifications["processes"]] == [
+        ("worker-a", 10, False),
+        ("worker-b", 11, True),
+    ]
+    assert rows["task_processing"]["consumers"]["status"] == "stalled"
+    assert rows["default"]["consumers"] is None
+    cells = {line.split()[0]: line.split()[6:] for line in table.splitlines()[1:6]}
+    assert cells["notifications"][0] == "2"
+    assert cells["task_processing"][:2] == ["STALLED", "(1)"]
+    assert "task_processing: worker-c pid 12 last polled 300 s ago" in table
+    assert "notifications: worker-b pid 11 last polled 600 s ago" in table
 
 
 def test_status_is_the_old_name_of_queues(command, sqs):

@@ -30,10 +30,11 @@ def exported() -> set[str]:
             names.add(family.name + "_total")
         if family.type == "histogram":
             names |= {family.name + suffix for suffix in ("_bucket", "_count", "_sum")}
-    from sqs_app.metrics import OLDEST_AGE, QUEUE_GAUGES
+    from sqs_app.metrics import CONSUMERS, LAST_POLL_AGE, OLDEST_AGE, QUEUE_GAUGES
 
     # The queue collector's gauges are yielded only at scrape time.
-    return names | set(QUEUE_GAUGES) | {OLDEST_AGE, "wipsie_sqs_up", "wipsie_messages_open"}
+    scraped = {OLDEST_AGE, "wipsie_sqs_up", "wipsie_messages_open", CONSUMERS, LAST_POLL_AGE}
+    return names | set(QUEUE_GAUGES) | scraped
 
 
 def metric_names(expr: str) -> set[str]:
@@ -70,6 +71,7 @@ def test_the_alerts_cover_queue_age_dead_letters_failure_rate_and_no_worker():
     assert "sqs_dlq_size" in by_metric["WipsieDeadLetters"]
     assert "wipsie_tasks_total" in by_metric["WipsieTaskFailureRate"]
     assert {"sqs_queue_size", "wipsie_tasks_total"} <= by_metric["WipsieNoWorker"]
+    assert "wipsie_queue_last_poll_age_seconds" in by_metric["WipsieConsumersStoppedPolling"]
     for rule in alert_rules():
         assert rule["labels"]["severity"] in {"warning", "critical"}
         assert rule["annotations"]["summary"] and rule["for"]

@@ -179,6 +179,26 @@ def test_workers_and_beat_are_checked_by_their_heartbeat_as_in_compose(manifests
         assert as_argv(compose["services"][name]["healthcheck"]["test"])[1:] == HEARTBEAT
 
 
+def test_the_probes_read_the_heartbeat_file_the_processes_touch_on_a_writable_volume(manifests):
+    from django.conf import settings
+
+    from tasks_app.heartbeat import DEFAULT_HEARTBEAT_FILE
+
+    # Beat's scheduler touches the file on every tick (the workers' transport on every poll).
+    assert settings.CELERY_BEAT_SCHEDULER == "tasks_app.scheduler:HeartbeatScheduler"
+    for name in (*WORKER_DEPLOYMENTS, "wipsie-beat"):
+        container = only_container(manifests, name)
+        # The probe runs in the container with its environment: no --file, the same variable.
+        assert "--file" not in container["livenessProbe"]["exec"]["command"]
+        env = {item["name"]: item.get("value") for item in container["env"]}
+        path = env.get("WIPSIE_HEARTBEAT_FILE") or configmap(manifests).get(
+            "WIPSIE_HEARTBEAT_FILE", DEFAULT_HEARTBEAT_FILE
+        )
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        mounts = [mount["mountPath"].rstrip("/") + "/" for mount in container["volumeMounts"]]
+        assert any(path.startswith(mount) for mount in mounts), f"{name}: {path} is not on a volume"
+
+
 def test_the_heartbeat_module_the_probes_run_exists():
     if importlib.util.find_spec("tasks_app.heartbeat") is None:
         pytest.skip("tasks_app.heartbeat lands with the worker redesign (the lead's)")

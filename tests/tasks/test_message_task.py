@@ -443,6 +443,25 @@ def test_an_outcome_that_cannot_be_recorded_leaves_the_message_on_its_queue(sqs,
     assert "failed" not in kinds(record)
 
 
+@pytest.mark.parametrize("receive_count, delay", [(2, 20), (3, 40), (9, 75)])
+def test_an_unrecorded_outcome_waits_longer_with_each_receive_up_to_the_setting(
+    sqs, handler, monkeypatch, settings, receive_count, delay
+):
+    from sqs_app import errors as sqs_errors
+
+    settings.TASK_UNRECORDED_RETRY_MAX_SECONDS = 75
+    handler(PermanentTaskError("bad options"))
+
+    def dlq_unreachable(**kwargs):
+        raise sqs_errors.SQSUnavailable()
+
+    monkeypatch.setattr(lifecycle, "dead_letter_send", dlq_unreachable)
+
+    back = returned_to_queue(run(tasks.processing, delivery(processing()) | {"receive_count": receive_count}))
+
+    assert back.delay == delay
+
+
 def test_a_claim_the_database_refuses_leaves_the_message_on_its_queue_longer_each_time(
     sqs_untouched, monkeypatch
 ):
@@ -483,10 +502,11 @@ def test_a_claim_the_database_refuses_leaves_the_message_on_its_queue_longer_eac
 def test_a_poison_message_is_recorded_as_failed_with_the_reason_and_kept_in_the_dlq(
     sqs, boto_sqs, raw, reason
 ):
+    from sqs_app.services import parse_body
     from tasks_app.worker import route
 
     kwargs = delivery(raw)
-    task = getattr(tasks, route(raw))
+    task = getattr(tasks, route(parse_body(raw)))
 
     result = run(task, kwargs)
 

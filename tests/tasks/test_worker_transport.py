@@ -20,6 +20,7 @@ from django.utils import timezone
 from kombu import Connection
 
 from sqs_app.models import Message, MessageStatus
+from sqs_app.services import parse_body
 from tasks_app import heartbeat, worker
 from tasks_app.sqs_transport import Channel
 from tests.helpers import boto_queue_url, notification, worker_claim
@@ -40,7 +41,7 @@ def sqs_message(body: str, message_id: str = "m-1", receive_count: str = "1") ->
 def raw_delivery(body: str, **kwargs) -> SimpleNamespace:
     """A kombu message as the SQS channel hands over a plain (non-Celery) message."""
     url = "http://sqs.local/123456789012/wipsie-notifications"
-    channel = SimpleNamespace(predefined_queues={"notifications": {"url": url}, "celery": {"url": "x"}})
+    channel = SimpleNamespace(queue_names_by_url={url: "notifications", "x": "celery"})
     return SimpleNamespace(
         headers={},
         body=body,
@@ -56,7 +57,14 @@ def raw_delivery(body: str, **kwargs) -> SimpleNamespace:
 
 
 def test_a_plain_message_becomes_a_protocol_2_task_of_its_family():
-    body = json.dumps({"task_type": "notification", "data": {"big": "x" * 1000}})
+    body = json.dumps(
+        {
+            "task_type": "notification",
+            "id": "6f1c1b9e-2a53-4c4b-9a53-1b0f3f8f6c11",
+            "correlation_id": "order-7",
+            "data": {"big": "x" * 1000},
+        }
+    )
     message = raw_delivery(body, message_id="sqs-42", receive_count="3")
 
     worker.as_task_message(message)
@@ -72,6 +80,9 @@ def test_a_plain_message_becomes_a_protocol_2_task_of_its_family():
         "sent_timestamp": 1764547200000,
         "raw_body": body,
         "attributes": {"priority": {"StringValue": "high", "DataType": "String"}},
+        # What the task's log lines need, so that the pool need not parse the body for them.
+        "correlation_id": "order-7",
+        "standard_id": "6f1c1b9e-2a53-4c4b-9a53-1b0f3f8f6c11",
     }
     assert embed["chain"] is None
     assert (message.content_type, message.content_encoding, message._decoded_cache) == (
@@ -100,7 +111,25 @@ def test_a_plain_message_becomes_a_protocol_2_task_of_its_family():
     ],
 )
 def test_a_message_is_routed_by_its_task_type(body, task):
-    assert worker.route(body) == task
+    assert worker.route(parse_body(body)) == task
+
+
+def test_a_body_without_ids_gives_the_task_none_for_them():
+    message = raw_delivery('{"task_type": "processing", "id": "not-a-uuid", "correlation_id": 7}')
+
+    worker.as_task_message(message)
+
+    _, kwargs, _ = json.loads(message.body)
+    assert (kwargs["correlation_id"], kwargs["standard_id"]) == (None, None)
+
+
+def test_a_message_on_an_unknown_url_is_named_by_the_urls_last_segment():
+    message = raw_delivery('{"task_type": "processing"}')
+    message.delivery_info["sqs_queue"] = "http://sqs.local/123456789012/someone-elses-queue"
+
+    worker.as_task_message(message)
+
+    assert message.delivery_info["routing_key"] == "someone-elses-queue"
 
 
 # --- The transport -----------------------------------------------------------------------------------
@@ -121,6 +150,7 @@ def channel(sqs):
 def test_the_channel_knows_wipsies_queues_by_logical_name(channel, boto_sqs):
     assert isinstance(channel, Channel)
     urls = {name: queue["url"] for name, queue in channel.predefined_queues.items()}
+    assert {url: name for name, url in urls.items()} == channel.queue_names_by_url
     assert urls == {
         "default": boto_queue_url(boto_sqs, "default"),
         "data_polling": boto_queue_url(boto_sqs, "data_polling"),
