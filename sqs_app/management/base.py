@@ -11,6 +11,7 @@ import argparse
 import getpass
 import json
 import os
+import shutil
 import sys
 from contextlib import contextmanager
 
@@ -121,7 +122,7 @@ class OperatorCommand(BaseCommand):
     def handle(self, *args, **options):
         self.as_json = options["json"]
         self.operator = options["operator"] or _os_user()
-        self.console = Console(file=self.stdout, width=int(os.environ.get("COLUMNS", "140")), highlight=False)
+        self.console = Console(file=self.stdout, width=_table_width(self.stdout), highlight=False)
         try:
             result = self.run(**options)
         except errors.WipsieError as exc:
@@ -206,3 +207,12 @@ def _one_line(exc: errors.WipsieError) -> str:
     if details:
         text += " " + json.dumps(details, default=str)
     return text.replace("\n", " ")
+
+
+def _table_width(stream) -> int:
+    """The terminal's width on a terminal; otherwise wide enough that no row wraps.
+
+    Piped into grep, awk or a file, a table wrapped at 80 columns (what a
+    program without a terminal is told) would split one queue over two lines.
+    """
+    return shutil.get_terminal_size().columns if stream.isatty() else 1000

@@ -145,3 +145,12 @@ def test_purge_of_a_dlq_leaves_the_queue_alone(command, boto_sqs):
     assert result.code == 0
     assert "Purged notifications dead-letter queue: about 1 message(s)" in result.out
     assert message_count(boto_sqs, "notifications") == 1
+
+
+def test_a_table_piped_into_another_program_never_wraps_its_rows(command, sqs, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "40")  # what a narrow terminal, or pytest-xdist, says
+
+    lines = command("sqs_queues").out.splitlines()
+
+    assert lines[0].split()[:2] == ["queue", "visible"]
+    assert [line.split()[0] for line in lines[1:6]] == QUEUES
