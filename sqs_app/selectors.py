@@ -165,10 +165,12 @@ def queue_overview() -> list[dict]:
     """Each queue's depth in SQS, its dead letters and the age of its oldest message.
 
     One row per queue, the four and Wipsie's own Celery task queue (`celery`):
-    {"name", "visible", "in_flight", "delayed", "dead", "oldest_age_seconds",
-    "consumers"}, where "consumers" is the queue's entry in the workers'
-    consumer list (tasks_app.consumers.queue_consumers: status, last poll
-    age, processes), or None when no worker consumes it.
+    {"name", "visible", "in_flight", "delayed", "dead", "retrying",
+    "oldest_age_seconds", "consumers"}, where "retrying" counts the history's
+    messages waiting out a retry backoff (they are in flight in SQS), and
+    "consumers" is the queue's entry in the workers' consumer list
+    (tasks_app.consumers.queue_consumers: status, last poll age, processes),
+    or None when no worker consumes it.
     Raises a WipsieError when SQS cannot answer. The admin, `sqs_queues` and
     /metrics all read this.
 
@@ -186,13 +188,18 @@ def queue_overview() -> list[dict]:
     for name in OPERATOR_QUEUES:
         depths = sqs_client.queue_depths(name)
         dead = sqs_client.queue_depths(name, dead_letters=True)["visible"]
-        first = oldest.get(name, {}).get("oldest")
+        backlog = oldest.get(name, {})
+        first = backlog.get("oldest")
         age = max(0, round((timezone.now() - first).total_seconds())) if first else None
         rows.append(
             {
                 "name": name,
                 **depths,
                 "dead": dead,
+                # Celery's own queue has no history rows: nothing to count (None, like its age).
+                "retrying": backlog.get("by_status", {}).get(MessageStatus.RETRYING, 0)
+                if name in LOGICAL_QUEUES
+                else None,
                 "oldest_age_seconds": age,
                 "consumers": consumers.get(name),
             }

@@ -8,7 +8,6 @@ message list filtered to what it counts.
 
 import json
 from datetime import timedelta
-from urllib.parse import urlencode
 
 from django.urls import reverse
 from django.utils import timezone
@@ -17,6 +16,7 @@ from .. import selectors
 from ..models import MessageStatus
 from ..queues import LOGICAL_QUEUES
 from . import queues
+from .links import messages_url, oldest_url
 
 WINDOWS = [("hour", timedelta(hours=1)), ("day", timedelta(days=1))]
 FIGURES = [
@@ -74,10 +74,6 @@ def _refresh_seconds(request) -> int | None:
         return None
 
 
-def messages_url(**filters) -> str:
-    return reverse("admin:sqs_app_message_changelist") + ("?" + urlencode(filters) if filters else "")
-
-
 def _depth_row(row: dict, *, now) -> dict:
     name = row["name"]
     oldest = row.get("oldest_age_seconds")
@@ -86,7 +82,7 @@ def _depth_row(row: dict, *, now) -> dict:
         dead_link = messages_url(
             queue__exact=name, status__in=f"{MessageStatus.FAILED},{MessageStatus.DEAD_LETTERED}"
         )
-        oldest_link = _oldest_url(name, age_seconds=oldest, now=now) if oldest is not None else ""
+        oldest_link = oldest_url(name, age_seconds=oldest, now=now) if oldest is not None else ""
     else:
         # Wipsie's own task queue holds beat's runs of the recurring polls; it has no history rows.
         link = reverse("admin:tasks_app_pollschedule_changelist")
@@ -94,14 +90,6 @@ def _depth_row(row: dict, *, now) -> dict:
         oldest_link = ""
     cells = [(row.get(key), dead_link if key == "dead" else link) for key, _ in DEPTHS]
     return {"name": name, "link": link, "cells": cells, "oldest": oldest, "oldest_link": oldest_link}
-
-
-def _oldest_url(queue: str, *, age_seconds: int, now) -> str:
-    """The queue's open messages created no later than its oldest (the age is rounded: a second's margin)."""
-    cutoff = (now - timedelta(seconds=age_seconds - 1)).isoformat(timespec="seconds")
-    return messages_url(
-        queue__exact=queue, status__in=",".join(selectors.OPEN_STATUSES), created_at__lt=cutoff
-    )
 
 
 def _activity_windows(now) -> list[dict]:

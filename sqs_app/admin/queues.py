@@ -8,13 +8,15 @@ from django.contrib import messages
 from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 
 from .. import operations, selectors, sqs_client
 from ..errors import WipsieError
-from ..models import AuditVia
+from ..models import AuditVia, MessageStatus
 from ..permissions import Action
-from ..queues import OPERATOR_QUEUES
+from ..queues import LOGICAL_QUEUES, OPERATOR_QUEUES
 from . import guards
+from .links import messages_url, oldest_url
 
 
 def queue_rows() -> tuple[list[dict], str | None]:
@@ -26,17 +28,30 @@ def queue_rows() -> tuple[list[dict], str | None]:
         return [], f"SQS did not answer ({exc.error_code}: {exc.message}); queue depths are not shown."
 
 
+# The page fetches itself again this often (htmx, served by unfold): each refresh costs
+# one round of SQS calls, like a scrape of /metrics.
+REFRESH_SECONDS = 10
+
+
 def queues_view(model_admin, request):
     guards.require_view(request, model_admin)
     rows, error = queue_rows()
+    now = timezone.now()
     for row in rows:
-        row["can_view_dead"] = guards.can(request, Action.VIEW_ALL, queue=row["name"])
-        row["can_purge"] = guards.can(request, Action.PURGE, queue=row["name"])
+        name = row["name"]
+        row["can_view_dead"] = guards.can(request, Action.VIEW_ALL, queue=name)
+        row["can_purge"] = guards.can(request, Action.PURGE, queue=name)
+        if name in LOGICAL_QUEUES:
+            row["retrying_link"] = messages_url(queue__exact=name, status__exact=MessageStatus.RETRYING)
+            if row["oldest_age_seconds"] is not None:
+                row["oldest_link"] = oldest_url(name, age_seconds=row["oldest_age_seconds"], now=now)
     context = {
         **model_admin.admin_site.each_context(request),
         "title": "Queues",
         "rows": rows,
         "error": error,
+        "generated_at": now,
+        "refresh_seconds": REFRESH_SECONDS,
     }
     return TemplateResponse(request, "admin/sqs_app/queues.html", context)
 

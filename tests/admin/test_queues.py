@@ -1,12 +1,16 @@
 """The queues page: depths from SQS, redrive of dead letters, and who may press the button."""
 
 import json
+import re
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from sqs_app.models import EventKind
+from sqs_app.models import EventKind, Message, MessageStatus
 from sqs_app.queues import queue_spec
 from sqs_app.services import message_send
+from tasks_app.consumers import consumers_record
 from tests.admin.conftest import dead_lettered
 from tests.helpers import make_sqs_unreachable, notification
 
@@ -39,6 +43,38 @@ def test_the_queues_page_shows_depths_and_dead_letters(admin_client, sqs):
     )
     content = response.content.decode()
     assert 'href="/admin/sqs_app/message/dead-letters/notifications/">1<' in content
+
+
+def test_the_queues_page_shows_retries_oldest_age_and_consumers_and_refreshes_itself(admin_client, sqs):
+    waiting = message_send(queue="notifications", message=notification())
+    Message.objects.filter(sqs_message_id=waiting.message_id).update(
+        status=MessageStatus.RETRYING, created_at=timezone.now() - timedelta(seconds=90)
+    )
+    now = timezone.now()
+    consumers_record(hostname="w1", pid=7, started_at=now, last_polls={"notifications": now})
+    consumers_record(
+        hostname="w2", pid=8, started_at=now, last_polls={"task_processing": now - timedelta(hours=0.5)}
+    )
+
+    response = admin_client.get(QUEUES)
+
+    rows = {row["name"]: row for row in response.context["rows"]}
+    assert rows["notifications"]["retrying"] == 1
+    assert 89 <= rows["notifications"]["oldest_age_seconds"] <= 120
+    content = response.content.decode()
+    notifications = table_row(content, "notifications")
+    assert re.search(
+        r'class="num retrying-count"><a href="[^"]*status__exact=retrying[^"]*">1</a>', notifications
+    )
+    assert re.search(r'class="num oldest-age"><a href="[^"]*created_at__lt=[^"]*">\d+ s</a>', notifications)
+    assert "1, last poll" in notifications
+    assert "stalled (1)" in table_row(content, "task_processing")
+    assert "none" in table_row(content, "default")
+    assert f'id="queues-live" hx-get="{QUEUES}" hx-trigger="every 10s"' in content
+
+
+def table_row(content: str, queue: str) -> str:
+    return re.search(rf'<tr data-queue="{queue}">(.*?)</tr>', content, re.S).group(1)
 
 
 def test_the_queues_page_shows_an_unreachable_sqs(admin_client, sqs, settings):

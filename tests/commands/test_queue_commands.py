@@ -44,6 +44,7 @@ def test_queues_shows_depths_dead_letters_and_the_oldest_open_message_age(comman
         "visible": 2,
         "in_flight": 0,
         "delayed": 0,
+        "retrying": 0,
         "dead": 0,
         "oldest_age_seconds": None,
         "consumers": None,  # no worker consumes it
@@ -62,13 +63,14 @@ def test_queues_prints_a_table_with_one_row_per_queue(command, sqs):
 
     lines = result.out.splitlines()
     assert lines[0].split() == [
-        "queue", "visible", "in", "flight", "delayed", "dead", "oldest", "age", "(s)",
+        "queue", "visible", "in", "flight", "delayed", "retrying", "dead", "oldest", "age", "(s)",
         "consumers", "last", "poll", "(s)",
     ]  # fmt: skip
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
     assert list(rows) == QUEUES
     assert rows["task_processing"][:4] == ["1", "0", "0", "0"]
-    assert rows["default"] == ["0", "0", "0", "0", "-", "-", "-"]
+    assert rows["default"] == ["0", "0", "0", "0", "0", "-", "-", "-"]
+    assert rows["celery"][3] == "-"  # no history: no retrying count
 
 
 def test_queues_shows_each_queues_consumers_and_flags_those_that_stopped_polling(command, sqs, settings):
@@ -91,7 +93,7 @@ def test_queues_shows_each_queues_consumers_and_flags_those_that_stopped_polling
     ]
     assert rows["task_processing"]["consumers"]["status"] == "stalled"
     assert rows["default"]["consumers"] is None
-    cells = {line.split()[0]: line.split()[6:] for line in table.splitlines()[1:6]}
+    cells = {line.split()[0]: line.split()[7:] for line in table.splitlines()[1:6]}
     assert cells["notifications"][0] == "2"
     assert cells["task_processing"][:2] == ["STALLED", "(1)"]
     assert "task_processing: worker-c pid 12 last polled 300 s ago" in table

@@ -1,4 +1,4 @@
-"""Each queue's depth, in flight, delayed, dead letters, oldest message age and consumers (Celery's too)."""
+"""Each queue's depth, in flight, delayed, retrying, dead letters, oldest age and consumers (Celery's too)."""
 
 from sqs_app import selectors
 from sqs_app.management.base import OperatorCommand
@@ -6,9 +6,10 @@ from sqs_app.management.base import OperatorCommand
 
 class Command(OperatorCommand):
     help = (
-        "Show visible / in-flight / delayed messages, dead letters, the age of the oldest open "
-        "message (from the history) and the workers consuming each queue, with their last poll "
-        "(STALLED when all of them stopped polling), Wipsie's own task queue `celery` included."
+        "Show visible / in-flight / delayed messages, those waiting to retry, dead letters, the age "
+        "of the oldest open message (from the history) and the workers consuming each queue, with "
+        "their last poll (STALLED when all of them stopped polling), Wipsie's own task queue `celery` "
+        "included."
     )
 
     def run(self, **options):
@@ -21,6 +22,7 @@ class Command(OperatorCommand):
                 "visible",
                 "in flight",
                 "delayed",
+                "retrying",
                 "dead",
                 "oldest age (s)",
                 "consumers",
@@ -32,6 +34,7 @@ class Command(OperatorCommand):
                     r["visible"],
                     r["in_flight"],
                     r["delayed"],
+                    r["retrying"],
                     r["dead"],
                     r["oldest_age_seconds"],
                     consumers_cell(r["consumers"]),
