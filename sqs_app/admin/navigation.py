@@ -63,6 +63,12 @@ def sidebar(request) -> list[dict]:
             _can_view("tasks_app.pollschedule"),
         ),
         (
+            "Operator runs",
+            "pending_actions",
+            reverse("admin:sqs_app_operatorrun_changelist"),
+            _can_view("sqs_app.message"),
+        ),
+        (
             "Task results",
             "task_alt",
             reverse("admin:django_celery_results_taskresult_changelist"),

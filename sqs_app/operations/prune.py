@@ -1,14 +1,15 @@
-"""Retention: history and poll results older than HISTORY_RETENTION_DAYS, deleted in batches."""
+"""Retention: history, poll results and operator runs older than HISTORY_RETENTION_DAYS, in batches."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .. import errors
-from ..models import Message
+from ..models import Message, OperatorRun, RunStatus
 from .common import Progress, no_progress
 
 
@@ -17,6 +18,7 @@ class PruneReport:
     cutoff: datetime
     messages: int = 0
     poll_results: int = 0
+    operator_runs: int = 0
 
 
 def history_prune(
@@ -26,7 +28,11 @@ def history_prune(
     dry_run: bool = False,
     progress: Progress = no_progress,
 ) -> PruneReport:
-    """Delete history rows (with their events) and poll results older than the retention.
+    """Delete history rows (with their events), poll results and operator runs older than the retention.
+
+    An operator run goes (with its items) once it ended before the cutoff, or
+    when it was never confirmed and was drafted before it; a run a worker may
+    still act on is kept whatever its age.
 
     In batches of `batch_size` rows, each in its own transaction, so that a
     large prune never holds long locks. Older than SQS's own retention (at most
@@ -40,10 +46,19 @@ def history_prune(
     report = PruneReport(cutoff=timezone.now() - timedelta(days=days))
     old_messages = Message.objects.filter(created_at__lt=report.cutoff)
     old_results = PollResult.objects.filter(polled_at__lt=report.cutoff)
+    old_runs = OperatorRun.objects.filter(
+        Q(status__in=RunStatus.finished(), finished_at__lt=report.cutoff)
+        | Q(status=RunStatus.DRAFT, created_at__lt=report.cutoff)
+    )
     if dry_run:
         report.messages, report.poll_results = old_messages.count(), old_results.count()
+        report.operator_runs = old_runs.count()
         return report
-    for queryset, counter in ((old_results, "poll_results"), (old_messages, "messages")):
+    for queryset, counter in (
+        (old_results, "poll_results"),
+        (old_runs, "operator_runs"),
+        (old_messages, "messages"),
+    ):
         while True:
             pks = list(queryset.order_by("pk").values_list("pk", flat=True)[:batch_size])
             if not pks:

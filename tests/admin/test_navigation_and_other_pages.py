@@ -16,6 +16,7 @@ SIDEBAR = [
     "Dead letters",
     "Send",
     "Recurring polls",
+    "Operator runs",
     "Task results",
     "Audit log",
     "Users",
@@ -57,6 +58,7 @@ def test_the_sidebar_opens_the_recurring_polls_and_the_audit_log_pages(admin_cli
 
     assert links["Recurring polls"] == "/admin/tasks_app/pollschedule/"
     assert links["Audit log"] == "/admin/sqs_app/auditentry/"
+    assert links["Operator runs"] == "/admin/sqs_app/operatorrun/"
     assert links["Task results"] == "/admin/django_celery_results/taskresult/"
 
 

@@ -1,11 +1,11 @@
-"""history_prune: retention for the message history and the poll results, in batches."""
+"""history_prune: retention for the message history, the poll results and operator runs, in batches."""
 
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from sqs_app.models import AuditEntry, Message, MessageEvent
+from sqs_app.models import AuditEntry, Message, MessageEvent, OperatorRun, RunKind, RunStatus
 from tasks_app.models import PollResult
 
 pytestmark = pytest.mark.django_db
@@ -53,6 +53,31 @@ def test_prune_with_days_and_dry_run_only_counts(command):
     result = command("history_prune", "--days", "7", "--dry-run")
 
     assert result.code == 0
-    assert result.out.startswith("Would delete 1 message(s) and 0 poll result(s) older than 7 day(s)")
+    assert result.out.startswith(
+        "Would delete 1 message(s), 0 poll result(s) and 0 operator run(s) older than 7 day(s)"
+    )
     assert Message.objects.count() == 2
     assert not AuditEntry.objects.exists()
+
+
+def operator_run(status: str, *, days_old: int) -> OperatorRun:
+    then = timezone.now() - timedelta(days=days_old)
+    return OperatorRun.objects.create(
+        kind=RunKind.REPLAY,
+        status=status,
+        created_at=then,
+        finished_at=then if status in RunStatus.finished() else None,
+    )
+
+
+def test_prune_deletes_ended_and_abandoned_operator_runs_but_never_one_that_may_still_act(command):
+    ended = operator_run(RunStatus.DONE, days_old=40)
+    abandoned = operator_run(RunStatus.DRAFT, days_old=40)
+    stuck_but_live = operator_run(RunStatus.RUNNING, days_old=40)
+    recent = operator_run(RunStatus.CANCELLED, days_old=2)
+
+    result = command("history_prune", "--days", "30", "--json")
+
+    assert result.json["operator_runs"] == 2
+    assert not OperatorRun.objects.filter(pk__in=[ended.pk, abandoned.pk]).exists()
+    assert set(OperatorRun.objects.all()) == {stuck_but_live, recent}

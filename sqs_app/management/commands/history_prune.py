@@ -34,6 +34,7 @@ class Command(OperatorCommand):
             "dry_run": dry_run,
             "messages": report.messages,
             "poll_results": report.poll_results,
+            "operator_runs": report.operator_runs,
         }
         if not dry_run:
             self.audit(action=AuditAction.PRUNE, count=report.messages, detail=result)
@@ -42,6 +43,7 @@ class Command(OperatorCommand):
     def render(self, result):
         verb = "Would delete" if result["dry_run"] else "Deleted"
         self.line(
-            f"{verb} {result['messages']} message(s) and {result['poll_results']} poll result(s) "
+            f"{verb} {result['messages']} message(s), {result['poll_results']} poll result(s) and "
+            f"{result['operator_runs']} operator run(s) "
             f"older than {result['days']} day(s) (before {result['cutoff']})."
         )
