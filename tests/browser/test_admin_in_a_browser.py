@@ -30,6 +30,7 @@ SIDEBAR = [
     "Dead letters",
     "Send",
     "Recurring polls",
+    "Operator runs",
     "Task results",
     "Audit log",
     "Users",
