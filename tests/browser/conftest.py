@@ -22,6 +22,9 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+# A browser test may have a real worker and a webhook receiver beside it (test_with_a_real_worker).
+from tests.e2e.conftest import peer, start_worker  # noqa: F401
+
 CHROMIUM = Path(os.environ.get("WIPSIE_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("WIPSIE_CHROMEDRIVER", "/usr/bin/chromedriver"))
 CHROMIUM_FLAGS = [

@@ -12,7 +12,7 @@ import pytest
 
 from sqs_app.models import Message, MessageStatus
 from tests.browser.test_admin_in_a_browser import fill
-from tests.e2e.conftest import peer, start_worker, wait_until  # noqa: F401  (fixtures used here)
+from tests.e2e.conftest import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.timeout(240)]
 
