@@ -11,7 +11,8 @@ like every other send.
 - `peek`: a DLQ's messages, looked at without consuming them
 - `dead_letters`: one paced, journaled walk over a DLQ that redrives or
   deletes its messages
-- `runs`: OperatorRun, the long ones done in the background by a worker
+- `runs/`: OperatorRun, the long ones done in the background by a worker, in
+  slices, resumable after a kill (the package's docstring says how)
 - `prune`: history_prune
 """
 
