@@ -237,7 +237,7 @@ class MessageAdmin(ModelAdmin):
     # --- the other pages of the console ------------------------------------------------------------
 
     def get_urls(self):
-        from . import dead_letters, replay  # they use this module's helpers
+        from . import dead_letters, replay  # here, not above: they import this module
 
         custom = [
             page_path(self, "send/", send.send_view, name="sqs_app_message_send"),

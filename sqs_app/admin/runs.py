@@ -198,6 +198,7 @@ def describe(run: OperatorRun) -> str:
 
 
 def _eta(run: OperatorRun) -> str:
+    """The time left at the run's rate ("" when it has no rate or has ended)."""
     rate = run.parameters.get("rate")
     left = run.total - run.done - run.skipped - run.failed
     if not rate or left <= 0 or run.status in RunStatus.finished():
@@ -207,6 +208,8 @@ def _eta(run: OperatorRun) -> str:
 
 
 def _resumable(run: OperatorRun) -> bool:
+    """Whether to offer Resume: run_resume's own rule (stopped, or no worker holds the lease), and a
+    queued run only once it has waited as long as run_state's "Waiting for a worker" notice."""
     if run.status == RunStatus.STOPPED:
         return True
     lease_over = run.lease_expires_at is None or run.lease_expires_at <= timezone.now()
@@ -218,6 +221,7 @@ def _resumable(run: OperatorRun) -> bool:
 
 
 def _report(run: OperatorRun) -> dict:
+    """The first REPORT_ROWS items of each outcome, failures first."""
     items = run.items.select_related("message")
     return {
         outcome: list(items.filter(outcome=outcome).order_by("position")[:REPORT_ROWS])

@@ -14,6 +14,8 @@ like every other send.
 - `runs/`: OperatorRun, the long ones done in the background by a worker, in
   slices, resumable after a kill (the package's docstring says how)
 - `prune`: history_prune
+- `common`: what they share: the queues an operator may name
+  (operator_queue_require), progress callbacks
 """
 
 from .common import Progress, operator_queue_require

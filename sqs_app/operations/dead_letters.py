@@ -83,7 +83,7 @@ class DeadLetterJournal:
         self.items: dict[str, JournalItem] = {}
         self.first_error: errors.WipsieError | None = None
 
-    # What is known.
+    # What the walk asks before it acts on a message.
     def item(self, dlq_message_id: str) -> JournalItem | None:
         return self.items.get(dlq_message_id)
 
@@ -117,7 +117,7 @@ class DeadLetterJournal:
             if value
         }
 
-    # What happens.
+    # What the walk says as it acts, step by step (a RunJournal writes each step down at once).
     def begin(self, dlq_message_id: str, *, key: str | None, hidden_until: datetime) -> None:
         self.items[dlq_message_id] = JournalItem(
             dlq_message_id, key=key, outcome=ItemOutcome.STARTED, hidden_until=hidden_until
