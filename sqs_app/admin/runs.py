@@ -246,7 +246,8 @@ def run_action(act):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         require_run_permission(request, run)
-        return act(model_admin, request, run) or HttpResponseRedirect(run_url(run))
+        response = act(model_admin, request, run)
+        return response if response is not None else HttpResponseRedirect(run_url(run))
 
     return view
 
