@@ -105,30 +105,26 @@ def audited(
     if not is_audited(action=action, via=via):
         yield note
         return
+
+    def record(*, count: int | None, succeeded: bool, detail: dict) -> None:
+        # What the block noted by the time it ended (queue and ids may be set late).
+        audit_record(
+            action=action,
+            via=via,
+            user=user,
+            actor=actor,
+            queue=note.queue,
+            message_ids=note.message_ids,
+            count=count,
+            succeeded=succeeded,
+            detail=detail,
+        )
+
     try:
         yield note
     except WipsieError as exc:
-        audit_record(
-            action=action,
-            via=via,
-            user=user,
-            actor=actor,
-            queue=note.queue,
-            message_ids=note.message_ids,
-            count=note.count if note.count is not None else len(note.message_ids),
-            succeeded=False,
-            detail={**note.detail, "error": exc.error_code},
-        )
+        count = note.count if note.count is not None else len(note.message_ids)
+        record(count=count, succeeded=False, detail={**note.detail, "error": exc.error_code})
         raise
     if not note.skip:
-        audit_record(
-            action=action,
-            via=via,
-            user=user,
-            actor=actor,
-            queue=note.queue,
-            message_ids=note.message_ids,
-            count=note.count,
-            succeeded=note.succeeded,
-            detail=note.detail,
-        )
+        record(count=note.count, succeeded=note.succeeded, detail=note.detail)

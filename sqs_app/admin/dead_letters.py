@@ -21,7 +21,7 @@ from ..queues import OPERATOR_QUEUES
 from . import guards, messages, runs
 
 # The buttons of a DLQ page: (permission, run kind, whether it acts on the chosen messages only).
-ACTIONS = {
+BUTTONS = {
     "redrive_selected": (Action.REDRIVE, RunKind.REDRIVE, True),
     "redrive_all": (Action.REDRIVE, RunKind.REDRIVE, False),
     "delete_selected": (Action.DELETE_DEAD_LETTERS, RunKind.DELETE_DEAD_LETTERS, True),
@@ -63,21 +63,21 @@ def dead_letters_index(model_admin, request):
 def dead_letter_queue_view(model_admin, request, queue: str):
     require_view_dlq(request, model_admin, queue)
     if request.method == "POST":
-        return _act(model_admin, request, queue)
+        return _draft_run(model_admin, request, queue)
     peek, error = None, None
     try:
         with sqs_client.quick_calls():
             peek = dlq_peek(queue=queue)
     except WipsieError as exc:
         error = f"SQS did not answer ({exc.error_code}: {exc.message}); the dead letters are not shown."
-    can = {name: guards.can(request, permission, queue=queue) for name, (permission, *_) in ACTIONS.items()}
+    can = {name: guards.can(request, permission, queue=queue) for name, (permission, *_) in BUTTONS.items()}
     context = {
         **model_admin.admin_site.each_context(request),
         "title": f"Dead letters of {queue}",
         "queue": queue,
         "peek": peek,
         "error": error,
-        "rows": [_row(letter) for letter in peek.messages] if peek else [],
+        "rows": [_letter_row(letter) for letter in peek.messages] if peek else [],
         "can": can,
         "can_act": any(can.values()),
         "can_purge": guards.can(request, Action.PURGE, queue=queue),
@@ -87,7 +87,7 @@ def dead_letter_queue_view(model_admin, request, queue: str):
     return TemplateResponse(request, "admin/sqs_app/dead_letter_queue.html", context)
 
 
-def _row(letter) -> dict:
+def _letter_row(letter) -> dict:
     record = letter.record
     return {
         "letter": letter,
@@ -97,12 +97,12 @@ def _row(letter) -> dict:
     }
 
 
-def _act(model_admin, request, queue: str):
+def _draft_run(model_admin, request, queue: str):
     """A button of the DLQ page: a draft run, confirmed on its page. 403 without the permission."""
     action = request.POST.get("action", "")
-    if action not in ACTIONS:
+    if action not in BUTTONS:
         raise Http404("No such action.")
-    permission, kind, chosen_only = ACTIONS[action]
+    permission, kind, chosen_only = BUTTONS[action]
     guards.require(request, permission, queue=queue)
     chosen = request.POST.getlist("ids") if chosen_only else None
     if chosen_only and not chosen:

@@ -5,13 +5,12 @@ audit log (sqs_app.admin_audit).
 """
 
 from django.contrib import admin
-from django.urls import reverse
-from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter
 
 from .. import selectors
 from ..models import Message, MessageEvent
+from .links import change_link
 
 
 @admin.register(MessageEvent)
@@ -39,8 +38,7 @@ class MessageEventAdmin(ModelAdmin):
 
     @admin.display(description="message")
     def message_link(self, obj):
-        url = reverse("admin:sqs_app_message_change", args=[obj.message_id])
-        return format_html('<a href="{}">{}</a>', url, obj.message)
+        return change_link("admin:sqs_app_message_change", obj.message_id, obj.message)
 
     @admin.display(description="queue", ordering="message__queue")
     def queue(self, obj):

@@ -1,9 +1,10 @@
-"""Links from a figure to the message list filtered to exactly the messages it counts."""
+"""Links between the console's pages: from a figure to the messages it counts, from a row to its object."""
 
 from datetime import timedelta
 from urllib.parse import urlencode
 
 from django.urls import reverse
+from django.utils.html import format_html
 
 from .. import selectors
 
@@ -18,3 +19,10 @@ def oldest_url(queue: str, *, age_seconds: int, now) -> str:
     return messages_url(
         queue__exact=queue, status__in=",".join(selectors.OPEN_STATUSES), created_at__lt=cutoff
     )
+
+
+def change_link(url_name: str, pk, text) -> str:
+    """A link to an object's admin page (`url_name`: "admin:<app>_<model>_change"); "-" when `pk` is None."""
+    if pk is None:
+        return "-"
+    return format_html('<a href="{}">{}</a>', reverse(url_name, args=[pk]), text)

@@ -16,7 +16,6 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast, Upper
 from django.http import HttpResponseRedirect
-from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
@@ -31,6 +30,7 @@ from ..permissions import Action, allowed
 from ..queues import LOGICAL_QUEUES
 from ..schemas import PRIORITIES, SOURCES, TASK_DATA_SCHEMAS
 from . import export, guards, queues, runs, send, trace
+from .pages import page_path
 
 STATUS_LABELS = {
     MessageStatus.PENDING: "info",
@@ -237,36 +237,24 @@ class MessageAdmin(ModelAdmin):
     # --- the other pages of the console ------------------------------------------------------------
 
     def get_urls(self):
-        from . import dead_letters, replay  # they use this module's helpers
+        from . import dead_letters, replay  # here, not above: they import this module
 
-        view = self.admin_site.admin_view
         custom = [
-            path("send/", view(lambda r: send.send_view(self, r)), name="sqs_app_message_send"),
-            path("queues/", view(lambda r: queues.queues_view(self, r)), name="sqs_app_message_queues"),
-            path(
-                "queues/<str:queue_name>/purge/",
-                view(lambda r, queue_name: queues.purge_view(self, r, queue_name)),
-                name="sqs_app_message_purge",
+            page_path(self, "send/", send.send_view, name="sqs_app_message_send"),
+            page_path(self, "queues/", queues.queues_view, name="sqs_app_message_queues"),
+            page_path(
+                self, "queues/<str:queue_name>/purge/", queues.purge_view, name="sqs_app_message_purge"
             ),
-            path(
-                "dead-letters/",
-                view(lambda r: dead_letters.dead_letters_index(self, r)),
-                name="sqs_app_message_dead_letters",
+            page_path(
+                self, "dead-letters/", dead_letters.dead_letters_index, name="sqs_app_message_dead_letters"
             ),
-            path(
+            page_path(
+                self,
                 "dead-letters/<str:queue>/",
-                view(lambda r, queue: dead_letters.dead_letter_queue_view(self, r, queue)),
+                dead_letters.dead_letter_queue_view,
                 name="sqs_app_message_dead_letter_queue",
             ),
-            path(
-                "<path:object_id>/replay/",
-                view(lambda r, object_id: replay.replay_view(self, r, object_id)),
-                name="sqs_app_message_replay",
-            ),
-            path(
-                "export/<str:fmt>/",
-                view(lambda r, fmt: export.export_view(self, r, fmt)),
-                name="sqs_app_message_export",
-            ),
+            page_path(self, "<path:object_id>/replay/", replay.replay_view, name="sqs_app_message_replay"),
+            page_path(self, "export/<str:fmt>/", export.export_view, name="sqs_app_message_export"),
         ]
         return custom + super().get_urls()

@@ -7,12 +7,14 @@ then on the same page shows its progress (refreshed with htmx, which unfold
 serves itself), and at the end its report: done, skipped with reasons, failed.
 """
 
+import functools
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
@@ -25,6 +27,7 @@ from ..operations import runs as operator_runs
 from ..permissions import Action, allowed
 from ..queues import LOGICAL_QUEUES
 from . import guards
+from .pages import page_path
 
 DEFAULT_RATE = 5.0  # messages per second, offered for a redrive
 REPORT_ROWS = 100  # items of each outcome listed on the page (the counts are always exact)
@@ -120,33 +123,21 @@ class OperatorRunAdmin(ModelAdmin):
         return run_view(self, request, object_id)
 
     def get_urls(self):
-        view = self.admin_site.admin_view
         custom = [
-            path(
-                "<path:object_id>/progress/",
-                view(lambda r, object_id: run_view(self, r, object_id, fragment=True)),
-                name="sqs_app_operatorrun_progress",
+            page_path(
+                self, "<path:object_id>/progress/", run_progress_view, name="sqs_app_operatorrun_progress"
             ),
-            path(
-                "<path:object_id>/confirm/",
-                view(lambda r, object_id: run_confirm_view(self, r, object_id)),
-                name="sqs_app_operatorrun_confirm",
+            page_path(
+                self, "<path:object_id>/confirm/", run_confirm_view, name="sqs_app_operatorrun_confirm"
             ),
-            path(
-                "<path:object_id>/cancel/",
-                view(lambda r, object_id: run_cancel_view(self, r, object_id)),
-                name="sqs_app_operatorrun_cancel",
-            ),
-            path(
-                "<path:object_id>/resume/",
-                view(lambda r, object_id: run_resume_view(self, r, object_id)),
-                name="sqs_app_operatorrun_resume",
-            ),
+            page_path(self, "<path:object_id>/cancel/", run_cancel_view, name="sqs_app_operatorrun_cancel"),
+            page_path(self, "<path:object_id>/resume/", run_resume_view, name="sqs_app_operatorrun_resume"),
         ]
         return custom + super().get_urls()
 
 
-def _run(model_admin, request, object_id) -> OperatorRun:
+def _visible_run(model_admin, request, object_id) -> OperatorRun:
+    """The run, if the user may see it (their own, or every run with "view all messages"); else 404."""
     if not model_admin.has_view_permission(request):
         raise PermissionDenied("You may not view operator runs.")
     run = model_admin.get_queryset(request).filter(pk=object_id).first() if str(object_id).isdigit() else None
@@ -156,7 +147,8 @@ def _run(model_admin, request, object_id) -> OperatorRun:
 
 
 def run_view(model_admin, request, object_id, *, fragment: bool = False, form: ConfirmForm | None = None):
-    run = _run(model_admin, request, object_id)
+    """The run's page: what it acts on, then (once confirmed) its progress and its report."""
+    run = _visible_run(model_admin, request, object_id)
     user = request.user
     if run.status == RunStatus.DRAFT and form is None:
         form = ConfirmForm(run=run, user=user, initial={"rate": run.parameters.get("rate")})
@@ -206,6 +198,7 @@ def describe(run: OperatorRun) -> str:
 
 
 def _eta(run: OperatorRun) -> str:
+    """The time left at the run's rate ("" when it has no rate or has ended)."""
     rate = run.parameters.get("rate")
     left = run.total - run.done - run.skipped - run.failed
     if not rate or left <= 0 or run.status in RunStatus.finished():
@@ -215,6 +208,8 @@ def _eta(run: OperatorRun) -> str:
 
 
 def _resumable(run: OperatorRun) -> bool:
+    """Whether to offer Resume: run_resume's own rule (stopped, or no worker holds the lease), and a
+    queued run only once it has waited as long as run_state's "Waiting for a worker" notice."""
     if run.status == RunStatus.STOPPED:
         return True
     lease_over = run.lease_expires_at is None or run.lease_expires_at <= timezone.now()
@@ -226,6 +221,7 @@ def _resumable(run: OperatorRun) -> bool:
 
 
 def _report(run: OperatorRun) -> dict:
+    """The first REPORT_ROWS items of each outcome, failures first."""
     items = run.items.select_related("message")
     return {
         outcome: list(items.filter(outcome=outcome).order_by("position")[:REPORT_ROWS])
@@ -233,69 +229,79 @@ def _report(run: OperatorRun) -> dict:
     }
 
 
-def _post_only(request):
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    return None
+def run_progress_view(model_admin, request, object_id):
+    """The progress part of the run's page alone, which the page fetches again while the run is live."""
+    return run_view(model_admin, request, object_id, fragment=True)
 
 
-def run_confirm_view(model_admin, request, object_id):
-    run = _run(model_admin, request, object_id)
-    if (refused := _post_only(request)) is not None:
-        return refused
-    guards_require_run(request, run)
+def run_action(act):
+    """A button of the run's page, as a view: POST only, for a run the user may see and act on.
+
+    `act(model_admin, request, run)` returns a response, or None to go back to the run's page.
+    """
+
+    @functools.wraps(act)
+    def view(model_admin, request, object_id):
+        run = _visible_run(model_admin, request, object_id)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        require_run_permission(request, run)
+        response = act(model_admin, request, run)
+        return response if response is not None else HttpResponseRedirect(run_url(run))
+
+    return view
+
+
+@run_action
+def run_confirm_view(model_admin, request, run: OperatorRun):
     if run.created_by_id != request.user.pk:
         raise PermissionDenied("Only who made this run may confirm it.")
     form = ConfirmForm(request.POST, run=run, user=request.user)
     if not form.is_valid():
-        return run_view(model_admin, request, object_id, form=form)
+        return run_view(model_admin, request, run.pk, form=form)
     to_queue = form.cleaned_data.get("to_queue") or None
     if to_queue:
         services.queue_require(to_queue)
         guards.require(request, Action.REPLAY, queue=to_queue)
-    try:
-        queued = operator_runs.run_confirm(run=run, rate=form.cleaned_data.get("rate"), to_queue=to_queue)
-    except WipsieError as exc:
-        model_admin.message_user(request, f"{exc.error_code}: {exc.message}", messages.ERROR)
-        return HttpResponseRedirect(run_url(run))
-    if not queued:
-        model_admin.message_user(
-            request,
-            "The run is confirmed but could not be handed to a worker (the queue did not accept its task). "
-            "Press Resume to try again.",
-            messages.ERROR,
-        )
-    return HttpResponseRedirect(run_url(run))
+    _hand_to_worker(
+        model_admin,
+        request,
+        lambda: operator_runs.run_confirm(run=run, rate=form.cleaned_data.get("rate"), to_queue=to_queue),
+        not_queued="The run is confirmed but could not be handed to a worker (the queue did not accept its "
+        "task). Press Resume to try again.",
+    )
+    return None
 
 
-def run_cancel_view(model_admin, request, object_id):
-    run = _run(model_admin, request, object_id)
-    if (refused := _post_only(request)) is not None:
-        return refused
-    guards_require_run(request, run)
+@run_action
+def run_cancel_view(model_admin, request, run: OperatorRun):
     operator_runs.run_cancel(run=run)
     model_admin.message_user(request, f"Run #{run.pk} cancelled.", messages.WARNING)
-    return HttpResponseRedirect(run_url(run))
 
 
-def run_resume_view(model_admin, request, object_id):
-    run = _run(model_admin, request, object_id)
-    if (refused := _post_only(request)) is not None:
-        return refused
-    guards_require_run(request, run)
+@run_action
+def run_resume_view(model_admin, request, run: OperatorRun):
+    _hand_to_worker(
+        model_admin,
+        request,
+        lambda: operator_runs.run_resume(run=run),
+        not_queued="The run could not be handed to a worker; try again.",
+    )
+
+
+def _hand_to_worker(model_admin, request, hand_over, *, not_queued: str) -> None:
+    """Confirm or resume. A refusal (say, the run is no longer a draft) or a task the broker did not
+    take is said on the run's page; the run is kept either way, and Resume tries again."""
     try:
-        queued = operator_runs.run_resume(run=run)
+        queued = hand_over()
     except WipsieError as exc:
         model_admin.message_user(request, f"{exc.error_code}: {exc.message}", messages.ERROR)
-        return HttpResponseRedirect(run_url(run))
+        return
     if not queued:
-        model_admin.message_user(
-            request, "The run could not be handed to a worker; try again.", messages.ERROR
-        )
-    return HttpResponseRedirect(run_url(run))
+        model_admin.message_user(request, not_queued, messages.ERROR)
 
 
-def guards_require_run(request, run: OperatorRun) -> None:
+def require_run_permission(request, run: OperatorRun) -> None:
     """403 unless the user holds the run's own permission on its queue."""
     if not may_act_on(request.user, run):
         raise PermissionDenied(f"Not permitted: {operator_runs.KIND_ACTIONS[run.kind].value}")

@@ -80,7 +80,7 @@ class SendForm(forms.Form):
             if kind in TASK_DATA_SCHEMAS:
                 self.fields.update(schema_forms.form_fields(TASK_DATA_SCHEMAS[kind], prefix=DATA_PREFIX))
             self.initial.setdefault("queue_name", DEFAULT_QUEUES.get(kind, "default"))
-        # Queue and the message first, then attributes and delay.
+        # What every send needs (queue, message) first; the optional attributes and delay after.
         self.order_fields([n for n in self.fields if n not in ("attributes", "delay_seconds")])
 
     def clean(self):

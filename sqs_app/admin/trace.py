@@ -118,7 +118,7 @@ def trace_context(message: Message) -> dict:
         ],
         "task_result": task_result,
         "task_result_pretty": pretty(result) if result is not None else "",
-        "task_result_url": _task_result_url(task_result),
+        "task_result_url": admin_url(task_result),
         "outcome_differs": _outcome_differs(message, task_result),
         "side_effect": _side_effect(message, result),
         "poll_results": [(result, admin_url(result)) for result in _poll_results(message)],
@@ -131,10 +131,6 @@ def trace_context(message: Message) -> dict:
         if message.correlation_id
         else "",
     }
-
-
-def _task_result_url(task_result) -> str:
-    return admin_url(task_result)
 
 
 def admin_url(obj) -> str:

@@ -11,8 +11,11 @@ like every other send.
 - `peek`: a DLQ's messages, looked at without consuming them
 - `dead_letters`: one paced, journaled walk over a DLQ that redrives or
   deletes its messages
-- `runs`: OperatorRun, the long ones done in the background by a worker
+- `runs/`: OperatorRun, the long ones done in the background by a worker, in
+  slices, resumable after a kill (the package's docstring says how)
 - `prune`: history_prune
+- `common`: what they share: the queues an operator may name
+  (operator_queue_require), progress callbacks
 """
 
 from .common import Progress, operator_queue_require

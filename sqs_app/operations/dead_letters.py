@@ -8,7 +8,7 @@ It is
 
 - **bounded**: it looks at most at the DLQ's depth when it starts (or less),
   and acts on at most `limit` messages, or only on the messages chosen;
-- **paced**: at most `rate` messages per second (`_Pacer`);
+- **paced**: at most `rate` messages per second (`Pacer`);
 - **never twice**: a message it already redrove that comes back (a poison
   message that failed again, under a new SQS id but with its StandardMessage
   id) stops the run and stays in the DLQ;
@@ -39,7 +39,7 @@ SQS_WENT_AWAY = "SQS became unreachable"
 # --- The walk -----------------------------------------------------------------------------
 
 
-class _Pacer:
+class Pacer:
     """Keeps a loop at `rate` iterations per second at most (None: as fast as it goes).
 
     `first_wait`: a run resumed in a new slice waits what is left of the
@@ -83,7 +83,7 @@ class DeadLetterJournal:
         self.items: dict[str, JournalItem] = {}
         self.first_error: errors.WipsieError | None = None
 
-    # What is known.
+    # What the walk asks before it acts on a message.
     def item(self, dlq_message_id: str) -> JournalItem | None:
         return self.items.get(dlq_message_id)
 
@@ -117,7 +117,7 @@ class DeadLetterJournal:
             if value
         }
 
-    # What happens.
+    # What the walk says as it acts, step by step (a RunJournal writes each step down at once).
     def begin(self, dlq_message_id: str, *, key: str | None, hidden_until: datetime) -> None:
         self.items[dlq_message_id] = JournalItem(
             dlq_message_id, key=key, outcome=ItemOutcome.STARTED, hidden_until=hidden_until
@@ -184,7 +184,7 @@ def dlq_walk(
         dlq=sqs_client.dlq_url(queue),
         act=act,
         journal=journal,
-        pacer=_Pacer(rate, first_wait=first_wait),
+        pacer=Pacer(rate, first_wait=first_wait),
         # Hidden long enough for the slowest batch of ten at the given rate.
         visibility=min(43200, max(60, math.ceil(20 / rate) if rate else 60)),
         stop_when_redriven_again=stop_when_redriven_again,
@@ -227,7 +227,7 @@ class _Walker:
     dlq: str
     act: Act
     journal: DeadLetterJournal
-    pacer: _Pacer
+    pacer: Pacer
     visibility: int
     stop_when_redriven_again: bool
     dry_run: bool

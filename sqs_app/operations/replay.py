@@ -22,9 +22,8 @@ NOT_REPLAYED_KEYS = {"id", "timestamp", "source", "queue", "retry_count", "last_
 
 @dataclass
 class ReplayReport:
-    replayed: list[dict] = field(
-        default_factory=list
-    )  # {"original", "message_id", "id", "queue", "duplicate"}
+    # {"original", "message_id", "id", "queue", "duplicate"}
+    replayed: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # {"original", "reason"}
     failed: list[dict] = field(default_factory=list)  # {"original", "error"}
 

@@ -4,13 +4,13 @@ import json
 
 from django.contrib import admin
 from django.db.models import Q
-from django.urls import reverse
 from django.utils.html import format_html
 from unfold.admin import ModelAdmin
 from unfold.contrib.filters.admin import RangeDateTimeFilter, RelatedDropdownFilter
 from unfold.decorators import display
 
 from sqs_app.admin import guards
+from sqs_app.admin.links import change_link
 from sqs_app.admin.trace import exact
 from sqs_app.permissions import Action
 from tasks_app.models import PollResult
@@ -79,17 +79,11 @@ class PollResultAdmin(guards.RefuseUnpermittedActions, ModelAdmin):
 
     @display(description="recurring poll")
     def poll(self, obj):
-        if obj.schedule_id is None:
-            return "-"
-        url = reverse("admin:tasks_app_pollschedule_change", args=[obj.schedule_id])
-        return format_html('<a href="{}">#{}</a>', url, obj.schedule_id)
+        return change_link("admin:tasks_app_pollschedule_change", obj.schedule_id, f"#{obj.schedule_id}")
 
     @display(description="message")
     def message(self, obj):
-        if obj.message_id is None:
-            return "-"
-        url = reverse("admin:sqs_app_message_change", args=[obj.message_id])
-        return format_html('<a href="{}">{}</a>', url, obj.message)
+        return change_link("admin:sqs_app_message_change", obj.message_id, obj.message)
 
     @display(description="payload")
     def payload_pretty(self, obj):

@@ -27,6 +27,7 @@ from unfold.admin import ModelAdmin
 from unfold.decorators import display
 
 from sqs_app.admin import guards
+from sqs_app.admin.links import change_link
 from sqs_app.admin.trace import exact
 from sqs_app.errors import PollStopped, WipsieError
 from sqs_app.models import AuditVia
@@ -232,17 +233,13 @@ class PollScheduleAdmin(guards.RefuseUnpermittedActions, ModelAdmin):
 
     @display(description="started by message")
     def origin_link(self, obj):
-        if obj.origin_id is None:
-            return "-"
-        url = reverse("admin:sqs_app_message_change", args=[obj.origin_id])
-        return format_html('<a href="{}">{}</a>', url, obj.origin)
+        return change_link("admin:sqs_app_message_change", obj.origin_id, obj.origin)
 
     @display(description="beat's periodic task")
     def beat_task(self, obj):
-        if obj.periodic_task_id is None:
-            return "-"
-        url = reverse("admin:django_celery_beat_periodictask_change", args=[obj.periodic_task_id])
-        return format_html('<a href="{}">{}</a>', url, obj.periodic_task)
+        return change_link(
+            "admin:django_celery_beat_periodictask_change", obj.periodic_task_id, obj.periodic_task
+        )
 
     # --- pages -------------------------------------------------------------------------------
 

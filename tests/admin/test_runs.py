@@ -71,7 +71,7 @@ def test_a_replay_killed_after_its_send_and_before_its_outcome_is_not_sent_twice
 ):
     originals = failed_rows(3)
     run = replay_run(staff, originals)
-    real = runs._item_finished
+    real = runs.replay_slice.item_finished
     calls = []
 
     def dies_on_the_second_item(*args, **kwargs):
@@ -80,10 +80,10 @@ def test_a_replay_killed_after_its_send_and_before_its_outcome_is_not_sent_twice
             raise Killed()  # the second replay is in SQS; its outcome is never written
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runs, "_item_finished", dies_on_the_second_item)
+    monkeypatch.setattr(runs.replay_slice, "item_finished", dies_on_the_second_item)
     with pytest.raises(Killed):
         runs.run_slice(run_id=run.pk)
-    monkeypatch.setattr(runs, "_item_finished", real)
+    monkeypatch.setattr(runs.replay_slice, "item_finished", real)
     as_if_its_worker_died(run)
 
     run_to_end(run.pk)
@@ -173,11 +173,11 @@ def test_a_delivery_that_finds_the_run_held_does_nothing_and_comes_back_when_the
 
 def test_a_slice_that_runs_out_of_time_leaves_the_rest_to_the_next(staff, boto_sqs, monkeypatch):
     run = replay_run(staff, failed_rows(3))
-    monkeypatch.setattr(runs, "SLICE_SECONDS", 0)
+    monkeypatch.setattr(runs.worker, "SLICE_SECONDS", 0)
 
     assert runs.run_slice(run_id=run.pk) == 0
     assert OperatorRun.objects.get(pk=run.pk).done == 0
-    monkeypatch.setattr(runs, "SLICE_SECONDS", 45)
+    monkeypatch.setattr(runs.worker, "SLICE_SECONDS", 45)
     run_to_end(run.pk)
     assert OperatorRun.objects.get(pk=run.pk).done == 3
 
