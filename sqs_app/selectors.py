@@ -161,7 +161,7 @@ def _decoded(value):
         return value
 
 
-def queue_overview() -> list[dict]:
+def queue_overview(*, now: datetime | None = None) -> list[dict]:
     """Each queue's depth in SQS, its dead letters and the age of its oldest message.
 
     One row per queue, the four and Wipsie's own Celery task queue (`celery`):
@@ -178,7 +178,9 @@ def queue_overview() -> list[dict]:
     metric), and peeking would count as a receive toward the redrive policy.
     So the age comes from the history: the oldest row of the queue that is
     still open (sent, received, processing or retrying), found through an
-    index. Celery's own queue has no history: its age is None.
+    index. Celery's own queue has no history: its age is None. The age is
+    counted to `now` (default: this moment), so that a caller linking to "the
+    messages at least this old" uses the same moment however long SQS took.
     """
     from tasks_app.consumers import queue_consumers
 
@@ -190,7 +192,7 @@ def queue_overview() -> list[dict]:
         dead = sqs_client.queue_depths(name, dead_letters=True)["visible"]
         backlog = oldest.get(name, {})
         first = backlog.get("oldest")
-        age = max(0, round((timezone.now() - first).total_seconds())) if first else None
+        age = max(0, round(((now or timezone.now()) - first).total_seconds())) if first else None
         rows.append(
             {
                 "name": name,

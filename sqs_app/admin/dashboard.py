@@ -48,7 +48,7 @@ def dashboard_callback(request, context):
     if not request.user.has_perm("sqs_app.view_message"):
         return context
     now = timezone.now()
-    depth_rows, sqs_notice = queues.queue_rows()
+    depth_rows, sqs_notice = queues.queue_rows(now=now)
     context.update(
         {
             "wipsie_dashboard": True,

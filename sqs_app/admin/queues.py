@@ -19,11 +19,11 @@ from . import guards
 from .links import messages_url, oldest_url
 
 
-def queue_rows() -> tuple[list[dict], str | None]:
+def queue_rows(*, now) -> tuple[list[dict], str | None]:
     """selectors.queue_overview() with the short-timeout client: (rows, notice when SQS did not answer)."""
     try:
         with sqs_client.quick_calls():
-            return selectors.queue_overview(), None
+            return selectors.queue_overview(now=now), None
     except WipsieError as exc:
         return [], f"SQS did not answer ({exc.error_code}: {exc.message}); queue depths are not shown."
 
@@ -35,8 +35,8 @@ REFRESH_SECONDS = 10
 
 def queues_view(model_admin, request):
     guards.require_view(request, model_admin)
-    rows, error = queue_rows()
     now = timezone.now()
+    rows, error = queue_rows(now=now)
     for row in rows:
         name = row["name"]
         row["can_view_dead"] = guards.can(request, Action.VIEW_ALL, queue=name)

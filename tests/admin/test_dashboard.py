@@ -213,3 +213,21 @@ def test_the_age_of_the_oldest_message_links_to_the_oldest_open_messages(admin_c
     assert (
         f'data-figure="oldest" href="{row["oldest_link"]}"'.replace("&", "&amp;") in response.content.decode()
     )
+
+
+def test_the_oldest_link_holds_however_long_sqs_takes_to_answer(admin_client, sqs, monkeypatch):
+    oldest = message(MessageStatus.SENT, created_ago=timedelta(minutes=30))
+    answer_depths = sqs_client.queue_depths
+    page_began = timezone.now()
+
+    def depths_answered_late(*args, **kwargs):  # the clock moves on while SQS answers
+        monkeypatch.setattr(timezone, "now", lambda: page_began + timedelta(seconds=5))
+        return answer_depths(*args, **kwargs)
+
+    monkeypatch.setattr(timezone, "now", lambda: page_began)
+    monkeypatch.setattr(sqs_client, "queue_depths", depths_answered_late)
+    response = admin_client.get(INDEX)
+    monkeypatch.undo()
+
+    [row] = [r for r in response.context["depth_rows"] if r["name"] == "notifications"]
+    assert listed(admin_client, row["oldest_link"]) == {oldest.pk}
