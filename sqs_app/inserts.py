@@ -11,8 +11,11 @@ from the model's own fields, so it follows the model as it changes.
 Nothing listens to Message or MessageEvent signals; rows inserted here send none.
 """
 
+import functools
+from dataclasses import dataclass
+
 from django.db import connection
-from django.db.models import Model
+from django.db.models import Field, Model
 
 
 def insert_rows(
@@ -65,3 +68,116 @@ def insert_rows(
         row._state.adding = False
         row._state.db = connection.alias
     return len(pks)
+
+
+# --- Prepared inserts: the SQL and the constant values worked out once per process ------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to INSERT a row of `model` when the caller gives the values of `given`."""
+
+    table: str
+    columns: tuple[str, ...]  # quoted, in the model's field order
+    # Per column: the field, when its value comes with each row (prepared per row),
+    # or the value prepared once, for a field that takes its default.
+    slots: tuple[tuple[Field | None, object], ...]
+
+
+@functools.lru_cache(maxsize=32)
+def _plan(model: type[Model], given: frozenset[str], vendor: str) -> _Plan:
+    """The plan for `model` with the fields (by attname) in `given`; every other field takes its default.
+
+    A field left out must have a default that is the same for every row (a
+    constant, or `dict`/`list`): its prepared value is reused. A field whose
+    default changes per row (`timezone.now`, `uuid4`, `auto_now`) must be given,
+    or this refuses at once, so that no row is ever written with a stale value.
+    """
+    quote = connection.ops.quote_name
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    unknown = given - {field.attname for field in fields}
+    if unknown:
+        raise ValueError(f"{model.__name__} has no fields {sorted(unknown)}")
+    slots = []
+    for field in fields:
+        if field.attname in given:
+            slots.append((field, None))
+            continue
+        per_row_default = (
+            field.has_default() and callable(field.default) and field.default not in (dict, list)
+        )
+        if per_row_default or getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            raise ValueError(f"{model.__name__}.{field.name} changes per row: give its value")
+        slots.append((None, field.get_db_prep_save(field.get_default(), connection)))
+    return _Plan(
+        table=quote(model._meta.db_table),
+        columns=tuple(quote(field.column) for field in fields),
+        slots=tuple(slots),
+    )
+
+
+def prepared_insert(
+    model: type[Model],
+    values: dict[str, object],
+    *,
+    on_conflict: tuple[str, ...] = (),
+    update: tuple[str, ...] = (),
+    returning: str = "",
+    from_row: tuple[str, str, str] | None = None,
+) -> tuple[str, list]:
+    """The SQL and parameters that INSERT one row of `model` with `values` (by attname), defaults elsewhere.
+
+    For the hot path, where `insert_rows`'s per-field work on every row costs
+    more than the database: only the given values are prepared per row (by
+    their fields, exactly as `save()` prepares them); the statement and every
+    default are worked out once per process.
+
+    - `on_conflict`/`update`: as for `insert_rows` (field names).
+    - `returning`: a column to return.
+    - `from_row=(name, column, field)`: the row is inserted by `SELECT ... FROM name`,
+      with `field` (an attname) taken from that relation's `column`: how an
+      INSERT in a WITH clause hands its new id to a second INSERT, so that both
+      rows are written by one statement.
+    """
+    given = frozenset(values) | ({from_row[2]} if from_row else set())
+    plan = _plan(model, given, connection.vendor)
+    params = []
+    for field, constant in plan.slots:
+        if field is None:
+            params.append(constant)
+        elif not (from_row and field.attname == from_row[2]):
+            params.append(field.get_db_prep_save(values[field.attname], connection))
+    sql = _statement(model, given, connection.vendor, on_conflict, update, returning, from_row)
+    return sql, params
+
+
+@functools.lru_cache(maxsize=32)
+def _statement(
+    model: type[Model],
+    given: frozenset[str],
+    vendor: str,
+    on_conflict: tuple[str, ...],
+    update: tuple[str, ...],
+    returning: str,
+    from_row: tuple[str, str, str] | None,
+) -> str:
+    plan = _plan(model, given, vendor)
+    quote = connection.ops.quote_name
+    placeholders = [
+        quote(from_row[1]) if from_row and field is not None and field.attname == from_row[2] else "%s"
+        for field, _ in plan.slots
+    ]
+    # Only quoted model identifiers are formatted in; every value is a parameter.
+    sql = f"INSERT INTO {plan.table} ({', '.join(plan.columns)}) "  # noqa: S608
+    if from_row:
+        sql += f"SELECT {', '.join(placeholders)} FROM {quote(from_row[0])}"  # noqa: S608
+    else:
+        sql += f"VALUES ({', '.join(placeholders)})"
+    if on_conflict:
+        meta = model._meta
+        target = ", ".join(quote(meta.get_field(name).column) for name in on_conflict)
+        columns = [quote(meta.get_field(name).column) for name in update]
+        sql += f" ON CONFLICT ({target}) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+    if returning:
+        sql += f" RETURNING {quote(returning)}"
+    return sql
