@@ -18,6 +18,7 @@ from ..logging import log_message_sent
 from ..models import AuditVia
 from ..permissions import Action
 from ..queues import LOGICAL_QUEUES
+from ..schemas import validated
 from . import serializers as s
 from .permissions import requires
 
@@ -48,9 +49,8 @@ def parse_query(serializer_class, request) -> dict:
 
 
 def parse_body(serializer_class, request) -> dict:
-    serializer = serializer_class(data=request.data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+    """The validated body; a bad one raises DRF's ValidationError (VALIDATION_ERROR, with each field)."""
+    return validated(serializer_class, request.data)
 
 
 class QueueListView(APIView):
