@@ -71,3 +71,94 @@ def test_an_unreachable_redis_cache_lets_requests_through_instead_of_failing_the
     response = login(anon_client)
 
     assert response.status_code == 401
+
+
+# --- The sliced count itself, on a clock the test moves -----------------------------------------
+
+
+class Clock:
+    def __init__(self, now: float = 1_000_020.0):  # 20 s into a minute
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def user_throttle(rate: str, clock: Clock, cache_backend=None):
+    throttle = throttling.UserRateThrottle.__new__(throttling.UserRateThrottle)
+    throttle.rate = rate
+    throttle.num_requests, throttle.duration = throttle.parse_rate(rate)
+    throttle.timer = clock
+    if cache_backend is not None:
+        throttle.cache = cache_backend
+    return throttle
+
+
+class FakeRequest:
+    class user:  # noqa: N801 - stands in for request.user
+        is_authenticated = True
+        pk = "sliced-test"
+
+
+def ask(throttle) -> bool:
+    return throttle.allow_request(FakeRequest, None)
+
+
+def test_the_limit_holds_over_the_period_and_retry_after_is_when_it_lets_one_through():
+    cache.clear()
+    clock = Clock()
+    throttle = user_throttle("5/minute", clock)
+    assert [ask(throttle) for _ in range(6)] == [True] * 5 + [False]
+
+    wait = throttle.wait()
+    assert 0 < wait <= 60
+    clock.now += wait - 0.01
+    assert not ask(throttle)  # a moment before Retry-After: still refused
+    clock.now += 0.02
+    assert ask(throttle)  # just after: one more fits
+
+
+def test_requests_spread_over_the_period_leave_as_their_slice_leaves_the_window():
+    cache.clear()
+    start = 999_960.0  # the start of a minute, and of a slice
+    clock = Clock(start)
+    throttle = user_throttle("3/minute", clock)
+    for second in (0, 20, 40):
+        clock.now = start + second
+        assert ask(throttle)
+    clock.now = start + 59.9
+    assert not ask(throttle)  # the request at 0 s still counts
+    clock.now = start + 60.0  # its slice has left the window
+    assert ask(throttle)
+    assert not ask(throttle)
+
+
+def test_the_cost_per_request_does_not_grow_with_the_rate():
+    """DRF's own throttle stores one timestamp per request of the period; this stores counters."""
+    cache.clear()
+    clock = Clock()
+    throttle = user_throttle("100000/minute", clock)
+    for _ in range(2000):
+        assert ask(throttle)
+        clock.now += 0.01
+    stored = [
+        cache.get(f"{throttle.key}:{n}") for n in range(int(clock.now // 6) - 9, int(clock.now // 6) + 1)
+    ]
+    assert sum(v for v in stored if v) == 2000
+    assert all(isinstance(v, int) for v in stored if v is not None)
+
+
+def test_the_counters_are_shared_through_redis_when_the_cache_is_redis():
+    """Two processes (two cache clients here) count against one limit."""
+    from django.core.cache.backends.redis import RedisCache
+
+    location = "redis://127.0.0.1:6379/15"
+    first, second = (RedisCache(location, {"KEY_PREFIX": f"wipsie-test-{uuid.uuid4()}"}) for _ in range(2))
+    second.key_prefix = first.key_prefix
+    try:
+        first.get("probe")
+    except Exception:  # noqa: BLE001 - any connection error
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    clock = Clock()
+    one, other = user_throttle("4/minute", clock, first), user_throttle("4/minute", clock, second)
+    assert [ask(one), ask(other), ask(one), ask(other), ask(one), ask(other)] == [True] * 4 + [False] * 2
