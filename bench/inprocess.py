@@ -11,7 +11,10 @@ no other thread: what is left is Django, DRF, Wipsie, psycopg and boto3, and
 the figure moves little with the machine's load (CPU time, not wall time). It
 is how each change to the send path was judged before the full bench
 (bench/run.py) confirmed it under gunicorn. `--profile` adds cProfile's top
-functions by their own time, so the figure can be split.
+functions (CPU time; PROFILE_SORT=cumulative and PROFILE_LINES=N to change
+the listing), and INPROCESS_PARTS=1 the CPU of the send path's pieces on their
+own (the body's validation, boto3's SendMessage, the service with its history
+write), so the figure can be split.
 """
 
 import argparse
@@ -106,7 +109,8 @@ def measure(username: str, path: str, requests: int, profile: bool) -> dict:
     }
     if profiler:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("PROFILE_LINES", "40")))
+        sort, lines = os.environ.get("PROFILE_SORT", "tottime"), int(os.environ.get("PROFILE_LINES", "40"))
+        pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(lines)
         result["profile"] = out.getvalue()
     return result
 
@@ -120,17 +124,14 @@ def _parts(path: str, message: dict, username: str, requests: int) -> dict[str, 
 
     from sqs_app import services, sqs_client
     from sqs_app.api.serializers import SendRequestSerializer
+    from sqs_app.schemas import validated
 
     user = get_user_model().objects.get(username=username)
     request_data = {"queue_name": "default", "message": message}
     body = json.dumps({"id": "0" * 36, **message})
 
-    def validate():
-        serializer = SendRequestSerializer(data=request_data)
-        serializer.is_valid(raise_exception=True)
-
     pieces = {
-        "serializer (SendRequestSerializer.is_valid)": validate,
+        "the body's validation (schemas.validated)": lambda: validated(SendRequestSerializer, request_data),
         "boto3 send_message (sqs_client)": lambda: sqs_client.send_message(queue="default", body=body),
         "services.message_send (boto3 + history)": lambda: services.message_send(
             queue="default", message=dict(message), sent_by=user
