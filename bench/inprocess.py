@@ -1,7 +1,7 @@
 """CPU of one request through Django's WSGI handler, in one thread, with no server around it.
 
     .venv/bin/python bench/inprocess.py [--emulator ministack] [--path send|send-batch]
-                                        [--requests 2000] [--profile]
+                                        [--requests 2000] [--profile] [--valgrind]
 
 Starts the emulator and a fresh bench database as bench/run.py does, then, in a
 child process with the server's environment, calls `wipsie_site.wsgi.application`
@@ -14,7 +14,10 @@ is how each change to the send path was judged before the full bench
 functions (CPU time; PROFILE_SORT=cumulative and PROFILE_LINES=N to change
 the listing), and INPROCESS_PARTS=1 the CPU of the send path's pieces on their
 own (the body's validation, boto3's SendMessage, the service with its history
-write), so the figure can be split.
+write), so the figure can be split. `--valgrind` runs the child under
+valgrind's callgrind and prints the instructions it ran: run it with two
+--requests counts and divide the difference by the difference of the counts
+for instructions per request, a figure no other load on the machine moves.
 """
 
 import argparse
@@ -156,6 +159,11 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--database-url")
+    parser.add_argument(
+        "--valgrind",
+        action="store_true",
+        help="run the child under callgrind and print the instructions it ran (slow: about 25x)",
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -175,8 +183,12 @@ def main() -> int:
         )
         env["ALLOWED_HOSTS"] += ",127.0.0.1"
         prepare(env)
+        # --valgrind: the child under callgrind, which counts instructions: the same count
+        # whatever else the machine is doing, where CPU seconds here vary by 20 %.
+        wrapper = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] if args.valgrind else []
         child = subprocess.run(
             [
+                *wrapper,
                 str(procs.BIN / "python"),
                 "bench/inprocess.py",
                 "--child",
@@ -196,6 +208,9 @@ def main() -> int:
     if child.returncode != 0:
         print(child.stdout[-3000:], child.stderr[-3000:], sep="\n")
         return 2
+    if args.valgrind:
+        collected = [line for line in child.stderr.splitlines() if "Collected :" in line]
+        print(f"instructions: {collected[-1].split(':')[-1].strip()}")
     result = json.loads(child.stdout.splitlines()[-1])
     print(result.pop("profile", ""))
     for name, ms in result.pop("parts").items():

@@ -8,7 +8,7 @@ message's StandardMessage `id`:
 
 - **A fresh id** (Wipsie's own uuid4: almost every send). SQS first, then the
   history row is inserted already `sent`, with SQS's MessageId, and its `sent`
-  event: two statements, no transaction around them. A uuid4 cannot already be
+  event: one statement on PostgreSQL, two on SQLite, no transaction around them. A uuid4 cannot already be
   in the history, so there is nothing to reserve or look up before the send.
   If the database fails after SQS accepted the message (it is down, the process
   is killed), the send still succeeds: the failure is logged, and the row is
