@@ -118,66 +118,73 @@ def _plan(model: type[Model], given: frozenset[str], vendor: str) -> _Plan:
 
 def prepared_insert(
     model: type[Model],
-    values: dict[str, object],
+    rows: list[dict[str, object]],
     *,
     on_conflict: tuple[str, ...] = (),
     update: tuple[str, ...] = (),
-    returning: str = "",
-    from_row: tuple[str, str, str] | None = None,
+    returning: tuple[str, ...] = (),
+    select_from: tuple[str, dict[str, str]] | None = None,
 ) -> tuple[str, list]:
-    """The SQL and parameters that INSERT one row of `model` with `values` (by attname), defaults elsewhere.
+    """The SQL and parameters that INSERT `rows` of `model` (dicts by attname), defaults elsewhere.
 
     For the hot path, where `insert_rows`'s per-field work on every row costs
     more than the database: only the given values are prepared per row (by
     their fields, exactly as `save()` prepares them); the statement and every
-    default are worked out once per process.
+    default are worked out once per process. Every row gives the same fields.
 
     - `on_conflict`/`update`: as for `insert_rows` (field names).
-    - `returning`: a column to return.
-    - `from_row=(name, column, field)`: the row is inserted by `SELECT ... FROM name`,
-      with `field` (an attname) taken from that relation's `column`: how an
-      INSERT in a WITH clause hands its new id to a second INSERT, so that both
-      rows are written by one statement.
+    - `returning`: columns to return.
+    - `select_from=(relation, {attname: SQL expression})`: the rows are
+      `SELECT ... FROM relation`, one per row of it, those fields computed from
+      its columns and the others from the one dict in `rows`: how an INSERT in a
+      WITH clause hands its new rows to a second INSERT, so that both tables are
+      written by one statement. The expressions are the caller's SQL, never data.
     """
-    given = frozenset(values) | ({from_row[2]} if from_row else set())
+    computed = select_from[1] if select_from else {}
+    given = frozenset(rows[0]) | frozenset(computed)
     plan = _plan(model, given, connection.vendor)
     params = []
-    for field, constant in plan.slots:
-        if field is None:
-            params.append(constant)
-        elif not (from_row and field.attname == from_row[2]):
-            params.append(field.get_db_prep_save(values[field.attname], connection))
-    sql = _statement(model, given, connection.vendor, on_conflict, update, returning, from_row)
+    for row in rows:
+        for field, constant in plan.slots:
+            if field is None:
+                params.append(constant)
+            elif field.attname not in computed:
+                params.append(field.get_db_prep_save(row[field.attname], connection))
+    frozen_from = (select_from[0], tuple(sorted(computed.items()))) if select_from else None
+    sql = _statement(model, given, connection.vendor, len(rows), on_conflict, update, returning, frozen_from)
     return sql, params
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=64)
 def _statement(
     model: type[Model],
     given: frozenset[str],
     vendor: str,
+    row_count: int,
     on_conflict: tuple[str, ...],
     update: tuple[str, ...],
-    returning: str,
-    from_row: tuple[str, str, str] | None,
+    returning: tuple[str, ...],
+    select_from: tuple[str, tuple[tuple[str, str], ...]] | None,
 ) -> str:
     plan = _plan(model, given, vendor)
     quote = connection.ops.quote_name
-    placeholders = [
-        quote(from_row[1]) if from_row and field is not None and field.attname == from_row[2] else "%s"
+    computed = dict(select_from[1]) if select_from else {}
+    one_row = ", ".join(
+        computed[field.attname] if field is not None and field.attname in computed else "%s"
         for field, _ in plan.slots
-    ]
-    # Only quoted model identifiers are formatted in; every value is a parameter.
+    )
+    # Only quoted model identifiers and the caller's expressions are formatted in;
+    # every value is a parameter.
     sql = f"INSERT INTO {plan.table} ({', '.join(plan.columns)}) "  # noqa: S608
-    if from_row:
-        sql += f"SELECT {', '.join(placeholders)} FROM {quote(from_row[0])}"  # noqa: S608
+    if select_from:
+        sql += f"SELECT {one_row} FROM {quote(select_from[0])}"  # noqa: S608
     else:
-        sql += f"VALUES ({', '.join(placeholders)})"
+        sql += "VALUES " + ", ".join([f"({one_row})"] * row_count)
     if on_conflict:
         meta = model._meta
         target = ", ".join(quote(meta.get_field(name).column) for name in on_conflict)
         columns = [quote(meta.get_field(name).column) for name in update]
         sql += f" ON CONFLICT ({target}) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
     if returning:
-        sql += f" RETURNING {quote(returning)}"
+        sql += " RETURNING " + ", ".join(quote(column) for column in returning)
     return sql

@@ -311,59 +311,37 @@ def _record_one_sent(outgoing: OutgoingMessage, *, queue: str, sent_by, sent_at)
     A transaction would cost a BEGIN and a COMMIT round trip for nothing: a
     crash between two statements leaves a `sent` row without its `sent` event,
     which loses no message and breaks no order (the timeline only misses that
-    line). On PostgreSQL a fresh id's row and event are one statement anyway
-    (the row's INSERT in a WITH clause hands its id to the event's INSERT), so
-    they land together or not at all, in one round trip.
+    line). On PostgreSQL a fresh id's row and event are one statement anyway,
+    so they land together or not at all, in one round trip.
     """
     with _savepoint_if_nested():
         if outgoing.record is not None:
             _confirm_reserved_rows([outgoing], sent_at=sent_at)
             _insert_sent_events([outgoing], sent_by=sent_by, sent_at=sent_at)
         elif connection.vendor == "postgresql":
-            _insert_sent_row_with_event(outgoing, queue=queue, sent_by=sent_by, sent_at=sent_at)
+            _insert_sent_rows_with_events([outgoing], queue=queue, sent_by=sent_by, sent_at=sent_at)
         else:
             _insert_sent_rows([outgoing], queue=queue, sent_by=sent_by, sent_at=sent_at)
             _insert_sent_events([outgoing], sent_by=sent_by, sent_at=sent_at)
 
 
-# The sender's own fields: what a row a worker made first lacks (see _insert_sent_rows).
-_SENDER_FIELDS = ("sent_by", "sent_at", "updated_at")
+def _record_many_sent(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
+    """A batch's rows and events: one statement for fresh ids on PostgreSQL, else one transaction.
 
-
-def _insert_sent_row_with_event(outgoing: OutgoingMessage, *, queue: str, sent_by, sent_at) -> None:
-    """A fresh id's `sent` row and its `sent` event in one statement (PostgreSQL).
-
-    The same row as `_insert_sent_rows` writes, with the same upsert onto a row
-    a worker made first, and the same event as `_insert_sent_events`; the
-    statement and the defaults are prepared once per process.
+    Either way the ten messages share one BEGIN and COMMIT at most, and a batch
+    is recorded whole or not at all.
     """
-    row = _history_row(outgoing, queue=queue, sent_by=sent_by, status=MessageStatus.SENT, sent_at=sent_at)
-    row.created_at = row.updated_at = timezone.now()
-    row_sql, row_params = prepared_insert(
-        Message,
-        {field: getattr(row, field) for field in _SENT_ROW_FIELDS},
-        on_conflict=("queue", "standard_id"),
-        update=_SENDER_FIELDS,
-        returning="id",
-    )
-    event_sql, event_params = prepared_insert(
-        MessageEvent,
-        {
-            "kind": EventKind.SENT,
-            "at": sent_at,
-            "actor": _actor(sent_by),
-            "detail": {"sqs_message_id": outgoing.message_id},
-        },
-        from_row=("sent_row", "id", "message_id"),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH sent_row AS ({row_sql}) {event_sql} RETURNING message_id", row_params + event_params
-        )
-        row.pk = cursor.fetchone()[0]
-    row._state.adding = False
-    row._state.db = connection.alias
-    outgoing.record = row
+    fresh = [m for m in batch if m.record is None]
+    reserved = [m for m in batch if m.record is not None]
+    if connection.vendor == "postgresql" and not reserved:
+        with _savepoint_if_nested():
+            _insert_sent_rows_with_events(fresh, queue=queue, sent_by=sent_by, sent_at=sent_at)
+        return
+    with transaction.atomic():
+        _insert_sent_rows(fresh, queue=queue, sent_by=sent_by, sent_at=sent_at)
+        if reserved:
+            _confirm_reserved_rows(reserved, sent_at=sent_at)
+        _insert_sent_events(batch, sent_by=sent_by, sent_at=sent_at)
 
 
 # Every field _history_row sets, and the two times: the rest take the model's defaults.
@@ -383,17 +361,59 @@ _SENT_ROW_FIELDS = (
     "created_at",
     "updated_at",
 )
+# The sender's own fields: what a row a worker made first lacks (see _insert_sent_rows).
+_SENDER_FIELDS = ("sent_by", "sent_at", "updated_at")
+# How the `sent` events are computed from the rows just written, in the same statement.
+_SENT_EVENT_FROM_ROW = {
+    "message_id": '"id"',
+    "detail": "jsonb_build_object('sqs_message_id', \"sqs_message_id\")",
+}
 
 
-def _record_many_sent(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
-    """A batch's rows and events in one transaction: one BEGIN and COMMIT shared by up to ten messages."""
-    fresh = [m for m in batch if m.record is None]
-    reserved = [m for m in batch if m.record is not None]
-    with transaction.atomic():
-        _insert_sent_rows(fresh, queue=queue, sent_by=sent_by, sent_at=sent_at)
-        if reserved:
-            _confirm_reserved_rows(reserved, sent_at=sent_at)
-        _insert_sent_events(batch, sent_by=sent_by, sent_at=sent_at)
+def _insert_sent_rows_with_events(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
+    """Fresh ids' `sent` rows and their `sent` events in one statement (PostgreSQL).
+
+    The same rows as `_insert_sent_rows`, with the same upsert onto a row a
+    worker made first, and the same events as `_insert_sent_events`: the rows'
+    INSERT sits in a WITH clause and the events' INSERT selects from the rows it
+    returned. One statement is atomic, so even a batch of ten needs no
+    transaction, and it is one round trip. The SQL and the defaults are
+    prepared once per process (sqs_app.inserts.prepared_insert).
+    """
+    now = timezone.now()
+    rows = [
+        _history_row(m, queue=queue, sent_by=sent_by, status=MessageStatus.SENT, sent_at=sent_at)
+        for m in batch
+    ]
+    for row in rows:
+        row.created_at = row.updated_at = now
+    rows_sql, rows_params = prepared_insert(
+        Message,
+        [{field: getattr(row, field) for field in _SENT_ROW_FIELDS} for row in rows],
+        on_conflict=("queue", "standard_id"),
+        update=_SENDER_FIELDS,
+        returning=("id", "standard_id", "sqs_message_id"),
+    )
+    events_sql, events_params = prepared_insert(
+        MessageEvent,
+        [{"kind": EventKind.SENT, "at": sent_at, "actor": _actor(sent_by)}],
+        select_from=("sent_rows", _SENT_EVENT_FROM_ROW),
+    )
+    # Both parts are prepared_insert's SQL: identifiers and placeholders, never data.
+    statement = (
+        f"WITH sent_rows AS ({rows_sql}), sent_events AS ({events_sql}) SELECT id, standard_id FROM sent_rows"  # noqa: S608
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            statement,
+            rows_params + events_params,
+        )
+        pks = {str(standard_id): pk for pk, standard_id in cursor.fetchall()}
+    for outgoing, row in zip(batch, rows, strict=True):
+        row.pk = pks[outgoing.body["id"]]
+        row._state.adding = False
+        row._state.db = connection.alias
+        outgoing.record = row
 
 
 def _insert_sent_rows(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
@@ -409,7 +429,7 @@ def _insert_sent_rows(batch: list[OutgoingMessage], *, queue: str, sent_by, sent
         _history_row(m, queue=queue, sent_by=sent_by, status=MessageStatus.SENT, sent_at=sent_at)
         for m in batch
     ]
-    insert_rows(rows, on_conflict=("queue", "standard_id"), update=("sent_by", "sent_at", "updated_at"))
+    insert_rows(rows, on_conflict=("queue", "standard_id"), update=_SENDER_FIELDS)
     for outgoing, row in zip(batch, rows, strict=True):
         outgoing.record = row
 
