@@ -151,6 +151,24 @@ def test_a_database_down_after_sqs_accepted_a_fresh_id_still_reports_the_send(bo
     assert "could not be written" in caplog.text
 
 
+def test_a_database_down_after_sqs_accepted_a_batch_still_reports_every_message_sent(boto_sqs, caplog):
+    batch = [
+        services.outgoing_message(queue="default", message={"message": str(i)}, attributes={}, source="api")
+        for i in range(10)
+    ]
+    with database_down():
+        services.message_send_batch(queue="default", batch=batch)
+
+    assert all(m.message_id and m.error is None for m in batch)
+    assert message_count(boto_sqs) == 10
+    assert Message.objects.count() == 0  # nothing half-written: the rows and events are one write
+    assert "could not be written" in caplog.text
+
+    delivered = services.messages_receive(queue="default", max_messages=10)
+    assert {d.message_id for d in delivered} <= {m.message_id for m in batch}
+    assert Message.objects.filter(status=MessageStatus.RECEIVED).count() == len(delivered) > 0
+
+
 def test_a_fresh_id_whose_history_failed_is_recorded_when_next_received(boto_sqs):
     with database_down():
         outgoing = send({"message": "accepted by SQS"})
