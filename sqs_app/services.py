@@ -8,8 +8,9 @@ message's StandardMessage `id`:
 
 - **A fresh id** (Wipsie's own uuid4: almost every send). SQS first, then the
   history row is inserted already `sent`, with SQS's MessageId, and its `sent`
-  event: one statement on PostgreSQL, two on SQLite, no transaction around them. A uuid4 cannot already be
-  in the history, so there is nothing to reserve or look up before the send.
+  event: one statement on PostgreSQL, two on SQLite, no transaction around
+  them. A uuid4 cannot already be in the history, so there is nothing to
+  reserve or look up before the send.
   If the database fails after SQS accepted the message (it is down, the process
   is killed), the send still succeeds: the failure is logged, and the row is
   created from the message's own body the next time anyone sees it (a worker or
@@ -401,13 +402,10 @@ def _insert_sent_rows_with_events(batch: list[OutgoingMessage], *, queue: str, s
     )
     # Both parts are prepared_insert's SQL: identifiers and placeholders, never data.
     statement = (
-        f"WITH sent_rows AS ({rows_sql}), sent_events AS ({events_sql}) SELECT id, standard_id FROM sent_rows"  # noqa: S608
+        f"WITH sent_rows AS ({rows_sql}), sent_events AS ({events_sql}) SELECT id, standard_id FROM sent_rows"  # noqa: E501, S608
     )
     with connection.cursor() as cursor:
-        cursor.execute(
-            statement,
-            rows_params + events_params,
-        )
+        cursor.execute(statement, rows_params + events_params)
         pks = {str(standard_id): pk for pk, standard_id in cursor.fetchall()}
     for outgoing, row in zip(batch, rows, strict=True):
         row.pk = pks[outgoing.body["id"]]
