@@ -316,33 +316,32 @@ def _record_one_sent(outgoing: OutgoingMessage, *, queue: str, sent_by, sent_at)
     so they land together or not at all, in one round trip.
     """
     with _savepoint_if_nested():
-        if outgoing.record is not None:
-            _confirm_reserved_rows([outgoing], sent_at=sent_at)
-            _insert_sent_events([outgoing], sent_by=sent_by, sent_at=sent_at)
-        elif connection.vendor == "postgresql":
-            _insert_sent_rows_with_events([outgoing], queue=queue, sent_by=sent_by, sent_at=sent_at)
+        if outgoing.record is None:
+            _insert_sent([outgoing], queue=queue, sent_by=sent_by, sent_at=sent_at)
         else:
-            _insert_sent_rows([outgoing], queue=queue, sent_by=sent_by, sent_at=sent_at)
+            _confirm_reserved_rows([outgoing], sent_at=sent_at)
             _insert_sent_events([outgoing], sent_by=sent_by, sent_at=sent_at)
 
 
 def _record_many_sent(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
-    """A batch's rows and events: one statement for fresh ids on PostgreSQL, else one transaction.
+    """A batch's rows and events, recorded whole or not at all, with one BEGIN and COMMIT at most.
 
-    Either way the ten messages share one BEGIN and COMMIT at most, and a batch
-    is recorded whole or not at all.
+    Fresh ids alone on PostgreSQL are one statement, atomic without a transaction.
     """
     fresh = [m for m in batch if m.record is None]
     reserved = [m for m in batch if m.record is not None]
-    if connection.vendor == "postgresql" and not reserved:
-        with _savepoint_if_nested():
-            _insert_sent_rows_with_events(fresh, queue=queue, sent_by=sent_by, sent_at=sent_at)
-        return
-    with transaction.atomic():
-        _insert_sent_rows(fresh, queue=queue, sent_by=sent_by, sent_at=sent_at)
+    one_statement = not reserved and _rows_and_events_in_one_statement()
+    with _savepoint_if_nested() if one_statement else transaction.atomic():
+        if fresh:
+            _insert_sent(fresh, queue=queue, sent_by=sent_by, sent_at=sent_at)
         if reserved:
             _confirm_reserved_rows(reserved, sent_at=sent_at)
-        _insert_sent_events(batch, sent_by=sent_by, sent_at=sent_at)
+            _insert_sent_events(reserved, sent_by=sent_by, sent_at=sent_at)
+
+
+def _rows_and_events_in_one_statement() -> bool:
+    """PostgreSQL runs an INSERT inside a WITH clause; SQLite does not."""
+    return connection.vendor == "postgresql"
 
 
 # Every field _history_row sets, and the two times: the rest take the model's defaults.
@@ -362,7 +361,7 @@ _SENT_ROW_FIELDS = (
     "created_at",
     "updated_at",
 )
-# The sender's own fields: what a row a worker made first lacks (see _insert_sent_rows).
+# The sender's own fields: what a row a worker made first lacks (see _insert_sent).
 _SENDER_FIELDS = ("sent_by", "sent_at", "updated_at")
 # How the `sent` events are computed from the rows just written, in the same statement.
 _SENT_EVENT_FROM_ROW = {
@@ -371,15 +370,20 @@ _SENT_EVENT_FROM_ROW = {
 }
 
 
-def _insert_sent_rows_with_events(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
-    """Fresh ids' `sent` rows and their `sent` events in one statement (PostgreSQL).
+def _insert_sent(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
+    """Fresh ids' rows, inserted as `sent` (or completing a row a worker made first), and their events.
 
-    The same rows as `_insert_sent_rows`, with the same upsert onto a row a
-    worker made first, and the same events as `_insert_sent_events`: the rows'
-    INSERT sits in a WITH clause and the events' INSERT selects from the rows it
-    returned. One statement is atomic, so even a batch of ten needs no
-    transaction, and it is one round trip. The SQL and the defaults are
-    prepared once per process (sqs_app.inserts.prepared_insert).
+    A worker that takes a message off the queue before this insert lands
+    creates its row from the body, with the same (queue, standard_id). On that
+    unique constraint the insert becomes an update of the sender's own fields
+    (who sent it, when): the row keeps the worker's status, never moved
+    backwards, and its id comes back either way, for the `sent` event.
+
+    On PostgreSQL the rows' INSERT sits in a WITH clause and the events' INSERT
+    selects from the rows it returned: one statement, atomic, one round trip,
+    for one message or a batch of ten. Elsewhere the events are a second INSERT.
+    The SQL and the defaults are prepared once per process
+    (sqs_app.inserts.prepared_insert).
     """
     now = timezone.now()
     rows = [
@@ -388,48 +392,35 @@ def _insert_sent_rows_with_events(batch: list[OutgoingMessage], *, queue: str, s
     ]
     for row in rows:
         row.created_at = row.updated_at = now
-    rows_sql, rows_params = prepared_insert(
+    rows_sql, params = prepared_insert(
         Message,
         [{field: getattr(row, field) for field in _SENT_ROW_FIELDS} for row in rows],
         on_conflict=("queue", "standard_id"),
         update=_SENDER_FIELDS,
         returning=("id", "standard_id", "sqs_message_id"),
     )
-    events_sql, events_params = prepared_insert(
-        MessageEvent,
-        [{"kind": EventKind.SENT, "at": sent_at, "actor": _actor(sent_by)}],
-        select_from=("sent_rows", _SENT_EVENT_FROM_ROW),
-    )
-    # Both parts are prepared_insert's SQL: identifiers and placeholders, never data.
-    statement = (
-        f"WITH sent_rows AS ({rows_sql}), sent_events AS ({events_sql}) SELECT id, standard_id FROM sent_rows"  # noqa: E501, S608
-    )
+    statement = rows_sql
+    if _rows_and_events_in_one_statement():
+        events_sql, events_params = prepared_insert(
+            MessageEvent,
+            [{"kind": EventKind.SENT, "at": sent_at, "actor": _actor(sent_by)}],
+            select_from=("sent_rows", _SENT_EVENT_FROM_ROW),
+        )
+        # Both parts are prepared_insert's SQL: identifiers and placeholders, never data.
+        statement = f"WITH sent_rows AS ({rows_sql}), sent_events AS ({events_sql}) SELECT * FROM sent_rows"  # noqa: S608
+        params += events_params
     with connection.cursor() as cursor:
-        cursor.execute(statement, rows_params + events_params)
-        pks = {str(standard_id): pk for pk, standard_id in cursor.fetchall()}
+        cursor.execute(statement, params)
+        # A UUID on PostgreSQL, 32 hex digits on SQLite: read back as the field reads it.
+        as_uuid = Message._meta.get_field("standard_id").to_python
+        pks = {str(as_uuid(standard_id)): pk for pk, standard_id, _ in cursor.fetchall()}
     for outgoing, row in zip(batch, rows, strict=True):
         row.pk = pks[outgoing.body["id"]]
         row._state.adding = False
         row._state.db = connection.alias
         outgoing.record = row
-
-
-def _insert_sent_rows(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) -> None:
-    """Insert the rows of fresh ids as `sent`, or complete the rows a worker already made.
-
-    A worker that takes a message off the queue before this insert lands
-    creates its row from the body, with the same (queue, standard_id). On that
-    unique constraint the insert becomes an update of the sender's own fields
-    (who sent it, when): the row keeps the worker's status, never moved
-    backwards, and its id comes back either way, for the `sent` event.
-    """
-    rows = [
-        _history_row(m, queue=queue, sent_by=sent_by, status=MessageStatus.SENT, sent_at=sent_at)
-        for m in batch
-    ]
-    insert_rows(rows, on_conflict=("queue", "standard_id"), update=_SENDER_FIELDS)
-    for outgoing, row in zip(batch, rows, strict=True):
-        outgoing.record = row
+    if not _rows_and_events_in_one_statement():
+        _insert_sent_events(batch, sent_by=sent_by, sent_at=sent_at)
 
 
 def _insert_sent_events(batch: list[OutgoingMessage], *, sent_by, sent_at) -> None:

@@ -7,6 +7,7 @@ envelope.
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -40,12 +41,12 @@ SQS_ERRORS = (502, 503)
 
 def parse_query(serializer_class, request) -> dict:
     """Validated query parameters; a bad one is a 400 naming it, never a silent clamp."""
-    serializer = serializer_class(data=request.query_params)
-    if not serializer.is_valid():
+    try:
+        return validated(serializer_class, request.query_params)
+    except ValidationError as exc:
         raise errors.InvalidParameter(
-            "A query parameter is invalid.", details=validation_details(serializer.errors)
-        )
-    return serializer.validated_data
+            "A query parameter is invalid.", details=validation_details(exc.detail)
+        ) from exc
 
 
 def parse_body(serializer_class, request) -> dict:

@@ -255,7 +255,7 @@ def test_a_failed_history_write_does_not_break_the_callers_transaction(boto_sqs,
     # The event's write fails: after the row's on SQLite, in the same statement on PostgreSQL.
     with (
         mock.patch.object(services, "_insert_sent_events", side_effect=DOWN),
-        mock.patch.object(services, "_insert_sent_rows_with_events", side_effect=DOWN),
+        mock.patch.object(services, "_insert_sent", side_effect=DOWN),
     ):
         outgoing = send()
 
