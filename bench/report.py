@@ -355,8 +355,9 @@ def _api_verdicts(rows: list[Row], emulator: str, counted: dict) -> list[Verdict
 
 
 STATEMENTS_HEADER = (
-    "| database, per message | requests | round trips | transactions | statements in all |\n"
-    "|---|---|---|---|---|"
+    "| per message | requests | SQL round trips | transactions | statements in all "
+    "| SQS calls | SQS calls in all |\n"
+    "|---|---|---|---|---|---|---|"
 )
 
 
@@ -365,9 +366,12 @@ def statements_table(counted: dict[str, dict]) -> str:
     lines = [STATEMENTS_HEADER]
     for path, figures in counted.items():
         kinds = ", ".join(f"{kind} {count}" for kind, count in figures["statement_kinds"].items())
+        calls = ", ".join(f"{name} {count}" for name, count in figures.get("sqs_call_kinds", {}).items())
+        sqs_per_message = figures.get("sqs_calls_per_message")
         lines.append(
             f"| {path} | {figures['requests']} | {_num(figures['round_trips_per_message'], 2)} "
-            f"| {_num(figures['transactions_per_message'], 2)} | {kinds or '—'} |"
+            f"| {_num(figures['transactions_per_message'], 2)} | {kinds or '—'} "
+            f"| {_num(sqs_per_message, 2)} | {calls or '—'} |"
         )
     return "\n".join(lines)
 

@@ -10,7 +10,9 @@ test client, so every statement is on the one connection it watches:
 - `round_trips`: every statement Django sent (django.test.utils.CaptureQueriesContext),
   the BEGIN and COMMIT of each `transaction.atomic` block included (Django logs them
   too, since 4.2): what the database is asked per send, each a round trip,
-- `transactions`: the COMMITs and ROLLBACKs among them.
+- `transactions`: the COMMITs and ROLLBACKs among them,
+- `sqs_calls`: every call Wipsie's own boto3 client makes (a botocore
+  `before-call` hook on the client sqs_app.sqs_client hands out).
 
 A warm-up request first fills the caches a running server has warm (the
 authenticated user, the queue URL, the boto3 client), so the figures are a
@@ -53,11 +55,23 @@ def _message(**extra) -> dict:
 def _measure(client, connection, path: str, payloads: list[dict], messages_per_request: int) -> dict:
     from django.test.utils import CaptureQueriesContext
 
-    with CaptureQueriesContext(connection) as queries:
-        for payload in payloads:
-            response = client.post(path, payload, format="json")
-            if response.status_code != 200:
-                raise RuntimeError(f"{path} answered {response.status_code}: {response.content[:300]!r}")
+    from sqs_app import sqs_client
+
+    sqs_calls = []  # the operation of every call Wipsie's boto3 client makes
+
+    def count_sqs_call(model, **_):
+        sqs_calls.append(model.name)
+
+    events = sqs_client.get_client().meta.events
+    events.register("before-call.sqs", count_sqs_call)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            for payload in payloads:
+                response = client.post(path, payload, format="json")
+                if response.status_code != 200:
+                    raise RuntimeError(f"{path} answered {response.status_code}: {response.content[:300]!r}")
+    finally:
+        events.unregister("before-call.sqs", count_sqs_call)
     messages = len(payloads) * messages_per_request
     statements = [query["sql"].split(" ", 1)[0].upper() for query in queries.captured_queries]
     transactions = statements.count("COMMIT") + statements.count("ROLLBACK")
@@ -67,6 +81,8 @@ def _measure(client, connection, path: str, payloads: list[dict], messages_per_r
         "transactions_per_message": transactions / messages,
         "round_trips_per_message": len(statements) / messages,
         "statement_kinds": {kind: statements.count(kind) for kind in sorted(set(statements))},
+        "sqs_calls_per_message": len(sqs_calls) / messages,
+        "sqs_call_kinds": {name: sqs_calls.count(name) for name in sorted(set(sqs_calls))},
     }
 
 

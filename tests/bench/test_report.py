@@ -84,3 +84,22 @@ def test_the_moto_emulator_starts_answers_and_stops(tmp_path):
     finally:
         processes.stop_all()
     assert processes.started == []
+
+
+def test_the_statements_table_shows_sql_and_sqs_calls_per_message():
+    from bench.report import statements_table
+
+    table = statements_table(
+        {
+            "send (fresh id)": {
+                "requests": 50,
+                "round_trips_per_message": 1.0,
+                "transactions_per_message": 0.0,
+                "statement_kinds": {"WITH": 50},
+                "sqs_calls_per_message": 1.0,
+                "sqs_call_kinds": {"SendMessage": 50},
+            }
+        }
+    )
+
+    assert "| send (fresh id) | 50 | 1.00 | 0.00 | WITH 50 | 1.00 | SendMessage 50 |" in table
