@@ -15,15 +15,33 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 # A browser test may have a real worker and a webhook receiver beside it (test_with_a_real_worker).
 from tests.e2e.conftest import peer, start_worker  # noqa: F401
+
+
+def replaced(node: WebElement) -> bool:
+    """Whether `node` has left the document (the page it was on was replaced).
+
+    Selenium's `staleness_of` only knows StaleElementReferenceException; Chromium
+    sometimes answers for a node of a page just replaced with a plain error,
+    "Node with given id does not belong to the document": gone all the same.
+    """
+    try:
+        node.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise
+    return False
+
 
 CHROMIUM = Path(os.environ.get("WIPSIE_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("WIPSIE_CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -109,7 +127,7 @@ class AdminPages:
         """Click a link or a submit button, and wait for the page it leads to."""
         page = self.driver.find_element(By.TAG_NAME, "html")
         element.click()
-        WebDriverWait(self.driver, WAIT_SECONDS).until(EC.staleness_of(page))
+        WebDriverWait(self.driver, WAIT_SECONDS).until(lambda _: replaced(page))
         self.wait_until_loaded()
 
     @property
