@@ -31,9 +31,15 @@ def test_one_grep_for_the_correlation_id_follows_a_message_through_its_retry(
     # The API's line for the send ...
     [sent] = [r for r in caplog.records if getattr(r, "correlation_id", None) == correlation_id]
     assert sent.message_id == message_id
+
     # ... and the worker's, one JSON object per line, each naming the message, over both attempts.
-    lines = [json.loads(line) for line in worker.log().splitlines() if correlation_id in line]
-    assert lines, worker.log()
+    # Celery logs "succeeded" after the task returns, so after the row says so: wait for the line.
+    def worker_lines():
+        written = worker.log().split("\n")[:-1]  # the last piece may be a line still being written
+        lines = [json.loads(line) for line in written if correlation_id in line]
+        return lines if any("succeeded" in line["message"] for line in lines) else None
+
+    lines = wait_until(worker_lines, timeout=15)
     assert {line["message_id"] for line in lines} == {message_id}
     assert {line["queue"] for line in lines} == {"notifications"}
     assert {line["attempt"] for line in lines} >= {"1", "2"}
