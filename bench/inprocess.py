@@ -1,6 +1,6 @@
 """CPU of one request through Django's WSGI handler, in one thread, with no server around it.
 
-    .venv/bin/python bench/inprocess.py [--emulator ministack] [--path send|send-batch]
+    .venv/bin/python bench/inprocess.py [--emulator ministack] [--path send|send-batch|floor]
                                         [--requests 2000] [--profile] [--valgrind]
 
 Starts the emulator and a fresh bench database as bench/run.py does, then, in a
@@ -18,6 +18,10 @@ write), so the figure can be split. `--valgrind` runs the child under
 valgrind's callgrind and prints the instructions it ran: run it with two
 --requests counts and divide the difference by the difference of the counts
 for instructions per request, a figure no other load on the machine moves.
+`--path floor` measures bench/floor.py instead, the least a Django send can
+cost (a plain view, a stateless JWT, one SendMessage, one ORM INSERT): the
+send's figure divided by the floor's, from the same run, is Wipsie's overhead
+whatever the machine's speed that hour.
 """
 
 import argparse
@@ -50,11 +54,22 @@ def measure(username: str, path: str, requests: int, profile: bool) -> dict:
     from django.contrib.auth import get_user_model
     from rest_framework_simplejwt.tokens import AccessToken
 
-    from wipsie_site.wsgi import application
+    if path == "floor":
+        # The floor's own URLconf and no middleware, set before the handler loads them.
+        from django.conf import settings
+        from django.core.handlers.wsgi import WSGIHandler
+
+        from bench.floor import SETTINGS
+
+        for name, value in SETTINGS.items():
+            setattr(settings, name, value)
+        application = WSGIHandler()
+    else:
+        from wipsie_site.wsgi import application
 
     token = str(AccessToken.for_user(get_user_model().objects.get(username=username)))
     message = {"task_type": "user_action", "priority": "medium", "message": "in-process"}
-    if path == "send":
+    if path in ("send", "floor"):
         body = json.dumps({"queue_name": "default", "message": message}).encode()
         per_request = 1
     else:
@@ -93,7 +108,8 @@ def measure(username: str, path: str, requests: int, profile: bool) -> dict:
 
     for _ in range(WARMUP):
         call()
-    parts = _parts(path, message, username, requests) if os.environ.get("INPROCESS_PARTS") else {}
+    wanted = os.environ.get("INPROCESS_PARTS") and path != "floor"
+    parts = _parts(path, message, username, requests) if wanted else {}
     profiler = cProfile.Profile(time.process_time) if profile else None
     began_cpu, began_wall = time.process_time(), time.perf_counter()
     if profiler:
@@ -155,7 +171,7 @@ def _parts(path: str, message: dict, username: str, requests: int) -> dict[str, 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emulator", default="ministack", choices=procs.EMULATORS)
-    parser.add_argument("--path", default="send", choices=["send", "send-batch"])
+    parser.add_argument("--path", default="send", choices=["send", "send-batch", "floor"])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--database-url")
@@ -215,8 +231,9 @@ def main() -> int:
     print(result.pop("profile", ""))
     for name, ms in result.pop("parts").items():
         print(f"  {ms:7.3f} ms CPU per call  {name}")
+    what = "the floor (bench/floor.py)" if args.path == "floor" else f"POST /sqs/{args.path}"
     print(
-        f"{args.emulator}, POST /sqs/{args.path}, {result['requests']} requests in one thread: "
+        f"{args.emulator}, {what}, {result['requests']} requests in one thread: "
         f"{result['cpu_ms_per_message']:.3f} ms CPU per message, "
         f"{result['wall_ms_per_request']:.2f} ms wall per request"
     )
