@@ -47,25 +47,17 @@ def measure(username: str, path: str, requests: int, profile: bool) -> dict:
     import pstats
     import time
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wipsie_site.settings")
+    # The floor: Wipsie's settings without middleware, with the floor's URLs.
+    settings_module = "bench.floor_settings" if path == "floor" else "wipsie_site.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     import django
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.core.wsgi import get_wsgi_application
     from rest_framework_simplejwt.tokens import AccessToken
 
-    if path == "floor":
-        # The floor's own URLconf and no middleware, set before the handler loads them.
-        from django.conf import settings
-        from django.core.handlers.wsgi import WSGIHandler
-
-        from bench.floor import SETTINGS
-
-        for name, value in SETTINGS.items():
-            setattr(settings, name, value)
-        application = WSGIHandler()
-    else:
-        from wipsie_site.wsgi import application
+    application = get_wsgi_application()
 
     token = str(AccessToken.for_user(get_user_model().objects.get(username=username)))
     message = {"task_type": "user_action", "priority": "medium", "message": "in-process"}

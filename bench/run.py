@@ -5,8 +5,10 @@
 
 For each emulator in turn: starts it, a fresh bench database and the production
 web server (gunicorn with gunicorn.conf.py, its defaults), drives POST /sqs/send
-and /sqs/send-batch and plain boto3 at 1, 16 and 64 concurrent clients, counts
-the database statements of one send in process, then starts a Celery worker and
+and /sqs/send-batch and plain boto3 at 1, 16 and 64 concurrent clients, and the
+floor (bench/floor.py, the least a Django send can cost, in a gunicorn of its
+own) at 16, counts the database statements and SQS calls of one send in
+process, then starts a Celery worker and
 measures its throughput on trivial tasks and the end-to-end latency from POST
 /sqs/send to `succeeded`. Prints latency, throughput, CPU per message and
 PASS/MISS against the targets. See bench/README.md.
@@ -36,6 +38,7 @@ from bench.database import Database, choose_database  # noqa: E402
 from bench.history import History  # noqa: E402
 from bench.load import percentile, run_closed_loop  # noqa: E402
 from bench.report import (  # noqa: E402
+    TARGET_CLIENTS,
     error_lines,
     markdown_table,
     rows_from,
@@ -252,6 +255,17 @@ def start_gunicorn(processes: procs.Processes, env: dict[str, str]) -> int:
     return process.pid
 
 
+def start_floor(processes: procs.Processes, env: dict[str, str]) -> tuple[int, int]:
+    """The floor server (bench/floor.py): the same gunicorn, configuration and settings, minus Wipsie.
+    Its pid and port."""
+    port = procs.free_port()
+    floor_env = {**env, "DJANGO_SETTINGS_MODULE": "bench.floor_settings", "API_PORT": str(port)}
+    argv = [str(procs.BIN / "gunicorn"), "django.core.wsgi:get_wsgi_application()", "-c", "gunicorn.conf.py"]
+    process = processes.start("gunicorn-floor", argv, floor_env)
+    procs.wait_for_http(f"http://127.0.0.1:{port}/health", process=process, what="the floor's gunicorn")
+    return process.pid, port
+
+
 def obtain_token(port: int, password: str) -> str:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     body = json.dumps({"username": BENCH_USER, "password": password})
@@ -265,21 +279,25 @@ def obtain_token(port: int, password: str) -> str:
 
 
 def warm_up(context: Context, shape: dict[str, int]) -> None:
-    """Give every worker its boto3 client, queue URL, database pool and cached user before any step."""
+    """Give every worker its boto3 client, queue URL, database pool and cached user before any step
+    (the floor server's too)."""
     clients = shape["workers"] * shape["threads"]
-    result = run_closed_loop(
-        make_sender=api_sender(context, batch=False),
-        clients=clients,
-        requests=clients * 4,
-        warmup_per_client=0,
-        max_seconds=30,
-        on_outcome=context.keeper.note,
-    )
-    detail = ", ".join(f"{status} ×{n}" for status, n in result.errors.most_common())
-    if result.requests == 0 or result.failed_requests == result.requests:
-        raise procs.StartupError(f"no warm-up request succeeded: {detail or 'none answered in time'}")
-    if result.errors:
-        print(f"ERRORS   platform warm-up: {detail}", flush=True)
+    for server, floor in (("platform", False), ("floor", True)):
+        result = run_closed_loop(
+            make_sender=api_sender(context, batch=False, floor=floor),
+            clients=clients,
+            requests=clients * 4,
+            warmup_per_client=0,
+            max_seconds=30,
+            on_outcome=context.keeper.note,
+        )
+        detail = ", ".join(f"{status} ×{n}" for status, n in result.errors.most_common())
+        if result.requests == 0 or result.failed_requests == result.requests:
+            raise procs.StartupError(
+                f"no {server} warm-up request succeeded: {detail or 'none answered in time'}"
+            )
+        if result.errors:
+            print(f"ERRORS   {server} warm-up: {detail}", flush=True)
 
 
 def cpu_probes(gunicorn_pid: int, emulator_pid: int, database: Database) -> list[procs.CpuProbe]:
@@ -318,10 +336,11 @@ def start_platform(
     queue_urls, password = prepare(env)
     queue_url = queue_urls["default"]
     gunicorn_pid = start_gunicorn(processes, env)
+    floor_pid, floor_port = start_floor(processes, env)
     token = obtain_token(api_port, password)
     print(
         f"Servers up in {time.monotonic() - began:.0f} s: {emulator.kind} {emulator.endpoint}, "
-        f"gunicorn 127.0.0.1:{api_port}",
+        f"gunicorn 127.0.0.1:{api_port}, the floor's 127.0.0.1:{floor_port}",
         flush=True,
     )
     endpoint = emulator.endpoint
@@ -341,6 +360,8 @@ def start_platform(
         sqs_client=boto3_client(endpoint, REGION, pool=2),
         queue_urls=queue_urls,
         history=History(database),
+        floor_port=floor_port,
+        floor_probes=cpu_probes(floor_pid, emulator.pid, database),
     )
     return context, env
 
@@ -439,6 +460,7 @@ def run_steps(context: Context, sizes: dict) -> list[StepResult]:
         single_requests=sizes["single"],
         batch_requests=sizes["batch"],
         min_requests_per_client=sizes["per_client"],
+        floor_clients=TARGET_CLIENTS,
     )
     for number, step in enumerate(steps, start=1):
         result = step.run(context)

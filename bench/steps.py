@@ -140,12 +140,15 @@ class Context:
     queue_urls: dict[str, str] = field(default_factory=dict)  # logical name -> URL
     history: object = None  # bench.history.History
     worker: object = None  # bench.workers.Worker, once started
+    # The floor server (bench/floor.py) beside the real one, and its probes ("wipsie" is its gunicorn).
+    floor_port: int | None = None
+    floor_probes: list[procs.CpuProbe] = field(default_factory=list)
 
 
 @dataclass
 class StepResult:
     name: str
-    kind: str  # "api" or "direct"; "baseline", "worker" or "e2e" (bench/workers.py)
+    kind: str  # "api", "floor" or "direct"; "baseline", "worker" or "e2e" (bench/workers.py)
     path: str  # "send" or "send-batch"; the logical queue for the worker steps
     clients: int
     messages_per_request: int
@@ -202,14 +205,18 @@ def standard_body() -> str:
 # --- Senders -----------------------------------------------------------------------
 
 
-def api_sender(context: Context, *, batch: bool) -> Callable[[], Sender]:
-    """POST /sqs/send or /sqs/send-batch over one keep-alive connection per thread."""
-    path = "/sqs/send-batch" if batch else "/sqs/send"
+def api_sender(context: Context, *, batch: bool, floor: bool = False) -> Callable[[], Sender]:
+    """POST /sqs/send or /sqs/send-batch over one keep-alive connection per thread.
+
+    `floor`: the same body and token to the floor server's POST /sqs/floor (bench/floor.py).
+    """
+    path = "/sqs/floor" if floor else "/sqs/send-batch" if batch else "/sqs/send"
+    port = context.floor_port if floor else context.api_port
     size = BATCH_SIZE if batch else 1
 
     def make_sender() -> Sender:
         auth = {"Authorization": f"Bearer {context.token}"}
-        http = HttpJsonClient(context.api_host, context.api_port, auth)
+        http = HttpJsonClient(context.api_host, port, auth)
 
         def send() -> Outcome:
             if batch:
@@ -279,7 +286,7 @@ def direct_sender(context: Context, *, batch: bool, clients: int) -> Callable[[]
 
 @dataclass(frozen=True)
 class LoadStep:
-    kind: str  # "api" or "direct"
+    kind: str  # "api", "floor" (bench/floor.py's server, single sends only) or "direct"
     path: str  # "send" or "send-batch"
     clients: int
     requests: int
@@ -292,17 +299,22 @@ class LoadStep:
     def name(self) -> str:
         if self.kind == "api":
             return f"API POST /sqs/{self.path}"
+        if self.kind == "floor":
+            return "floor (bench/floor.py)"
         return "boto3 send_message_batch" if self.batch else "boto3 send_message"
 
     def run(self, context: Context) -> StepResult:
+        probes = context.probes
         if self.kind == "api":
             make_sender = api_sender(context, batch=self.batch)
+        elif self.kind == "floor":
+            make_sender, probes = api_sender(context, batch=False, floor=True), context.floor_probes
         else:
             make_sender = direct_sender(context, batch=self.batch, clients=self.clients)
         context.keeper.purge_now()  # every step starts on an empty queue
         context.keeper.take_peak_depth()
         purges_before = context.keeper.purges
-        cpu = CpuMeter(context.probes)
+        cpu = CpuMeter(probes)
         load = run_closed_loop(
             make_sender=make_sender,
             clients=self.clients,
@@ -354,13 +366,21 @@ class CpuMeter:
 
 
 def plan(
-    *, concurrencies: list[int], single_requests: int, batch_requests: int, min_requests_per_client: int
+    *,
+    concurrencies: list[int],
+    single_requests: int,
+    batch_requests: int,
+    min_requests_per_client: int,
+    floor_clients: int | None = None,
 ) -> list[Step]:
-    """Each API step right after its direct twin, so that the two see the same machine state."""
+    """Each API step right after its direct twin, so that the two see the same machine state;
+    at `floor_clients`, the floor's single sends right after the API's."""
     steps: list[Step] = []
     for path, requests in (("send", single_requests), ("send-batch", batch_requests)):
         for clients in concurrencies:
             total = max(requests, min_requests_per_client * clients)
             steps.append(LoadStep("direct", path, clients, total))
             steps.append(LoadStep("api", path, clients, total))
+            if path == "send" and clients == floor_clients:
+                steps.append(LoadStep("floor", path, clients, total))
     return steps

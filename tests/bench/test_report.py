@@ -58,6 +58,24 @@ def test_the_single_send_is_judged_on_p95_and_cpu_at_sixteen_clients():
     )
 
 
+def test_the_single_send_is_judged_over_the_floor_served_in_the_same_run():
+    # 16 messages each: the send at 0.064 s of CPU (4 ms each), the floor at 0.048 s (3 ms each).
+    send = step("api", "send", 16, latencies=[50.0] * 16, wipsie_cpu_s=0.064)
+    floor = step("floor", "send", 16, latencies=[40.0] * 16, wipsie_cpu_s=0.048)
+    on_moto = step("floor", "send", 16, emulator="moto", latencies=[40.0] * 16, wipsie_cpu_s=0.016)
+
+    found = lines([send, floor, on_moto])
+
+    assert (
+        "MISS  [ministack] POST /sqs/send over the floor (bench/floor.py) in the same run, at 16 clients: "
+        "1.33x (4.00 / 3.00 ms/msg) (target <= 1.14x: 2.5 ms over the floor's 2.2 ms when the target was set)"
+    ) in found
+    # The moto floor is not compared with the ministack send; without a send on moto, no line.
+    assert not [line for line in found if "moto" in line]
+    # Its own capacity, as the API's: the floor is a web server too.
+    assert [row.wipsie_capacity for row in rows_from([floor])] == [2000 / 3.0]
+
+
 def test_the_batch_is_judged_per_message_and_the_database_per_fresh_send():
     batch = step("api", "send-batch", 16, latencies=[30.0] * 10, wipsie_cpu_s=0.12, per_request=10)
     counted = {"ministack": {"send (fresh id)": {"round_trips_per_message": 3.0}}}
