@@ -58,13 +58,27 @@ class _SlicedCount:
         self._until_next_slice = (current + 1) * slice_seconds - now
         if sum(self._counts) >= self.num_requests:
             return False
-        # A slice's counter lives as long as it is counted, and a little more.
-        if not self.cache.add(keys[-1], 1, timeout=self.duration + slice_seconds):
-            try:
-                self.cache.incr(keys[-1])
-            except ValueError:  # expired between add and incr: start it again
-                self.cache.add(keys[-1], 1, timeout=self.duration + slice_seconds)
+        self._count(keys[-1], exists=bool(self._counts[-1]), timeout=self.duration + slice_seconds)
         return True
+
+    def _count(self, key: str, *, exists: bool, timeout: float) -> None:
+        """One more request in the current slice's counter, which lives `timeout` seconds.
+
+        The counter read a moment ago is incremented at once (one INCR, the common
+        case); only a slice's first request creates it (ADD), and when another
+        request created it meanwhile, increments it after all.
+        """
+        if exists:
+            try:
+                self.cache.incr(key)
+                return
+            except ValueError:  # expired since it was read
+                pass
+        if not self.cache.add(key, 1, timeout=timeout):
+            try:
+                self.cache.incr(key)
+            except ValueError:  # expired between add and incr: start it again
+                self.cache.add(key, 1, timeout=timeout)
 
     def wait(self):
         """Seconds until enough of the oldest slices have left the window for one more request."""

@@ -162,3 +162,50 @@ def test_the_counters_are_shared_through_redis_when_the_cache_is_redis():
     clock = Clock()
     one, other = user_throttle("4/minute", clock, first), user_throttle("4/minute", clock, second)
     assert [ask(one), ask(other), ask(one), ask(other), ask(one), ask(other)] == [True] * 4 + [False] * 2
+
+
+class RecordingCache:
+    """The cache, with the name of every call made to it (a Redis round trip each, in production)."""
+
+    def __init__(self, backend):
+        self.backend, self.calls = backend, []
+
+    def __getattr__(self, name):
+        method = getattr(self.backend, name)
+
+        def recorded(*args, **kwargs):
+            self.calls.append(name)
+            return method(*args, **kwargs)
+
+        return recorded
+
+
+def test_a_slice_already_counted_costs_one_read_and_one_increment():
+    cache.clear()
+    recording = RecordingCache(cache)
+    throttle = user_throttle("10/minute", Clock(), recording)
+
+    assert ask(throttle)  # the slice's first request creates its counter
+    first, recording.calls = recording.calls, []
+    assert ask(throttle)
+
+    assert first == ["get_many", "add"]
+    assert recording.calls == ["get_many", "incr"]
+
+
+def test_a_counter_another_request_created_meanwhile_is_incremented():
+    cache.clear()
+    clock = Clock()
+    throttle = user_throttle("10/minute", clock)
+
+    class CreatedMeanwhile(RecordingCache):
+        def get_many(self, keys):  # what this request read: nothing yet ...
+            found = self.backend.get_many(keys)
+            self.backend.add(keys[-1], 1)  # ... then another request created the counter
+            return found
+
+    throttle.cache = CreatedMeanwhile(cache)
+    assert ask(throttle)
+
+    slice_key = f"{throttle.key}:{int(clock.now // 6)}"
+    assert cache.get(slice_key) == 2  # both requests counted, neither lost
