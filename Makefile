@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench setup clean
+.PHONY: run test lint format bench screenshots setup clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,12 @@ TEST_WORKERS ?= 3
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+# The README's admin screenshots (docs/*.png), taken again by the browser tests; other runs of
+# the suite write them to a temporary directory and leave docs/ alone.
+screenshots: $(STAMP)
+	UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -n 0 $(PYTEST_ARGS) \
+		tests/browser/test_admin_in_a_browser.py tests/browser/test_polls_and_layout_in_a_browser.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,10 +1,13 @@
 """Metrics across real processes: gunicorn's workers merged, and a Celery worker's own endpoint."""
 
+import json
+import time
 import urllib.request
 
 import pytest
 from celery import current_app
 from celery.exceptions import Reject
+from prometheus_client.mmap_dict import MmapedDict
 
 from tasks_app import metrics as worker_metrics
 from tests.e2e.conftest import worker_database_url
@@ -31,21 +34,40 @@ def test_counters_add_up_over_gunicorn_workers_and_never_reset_between_scrapes(s
         DATABASE_MAX_OVERFLOW="1",
     )
     base = server.base
+    ready = f"{base}/health/ready"
     # Not /health/live: the fixture asks it until gunicorn answers, and a slow first answer
     # may be counted after `before`.
     before = metric(get(f"{base}/metrics"), "api_requests_total", method="GET", endpoint="/health/ready")
-    for _ in range(30):
-        get(f"{base}/health/ready")
+    # Each request goes to whichever worker accepts it first, and on a busy machine the others
+    # may still be starting: ask until at least two workers have counted some (30 requests at
+    # least), so that a scrape must add up several workers' files to see them all.
+    sent, deadline = 0, time.monotonic() + 60
+    while sent < 30 or (len(ready_requests_by_worker(metrics_dir)) < 2 and time.monotonic() < deadline):
+        get(ready)
+        sent += 1
+    by_worker = ready_requests_by_worker(metrics_dir)
     seen = [
         metric(get(f"{base}/metrics"), "api_requests_total", method="GET", endpoint="/health/ready")
         for _ in range(10)
     ]
-    pids = {path.name.split("_")[-1] for path in metrics_dir.glob("counter_*.db")}
     server.stop()
 
-    # Every scrape, whichever worker answered it, sees all 30 requests of all workers.
-    assert seen == [(before or 0) + 30] * 10
-    assert len(pids) > 1, "the requests should have been spread over several workers"
+    assert len(by_worker) > 1, f"one worker served all {sent} requests: {by_worker}"
+    # Every scrape, whichever worker answered it, sees all the requests of all workers.
+    assert seen == [(before or 0) + sent] * 10
+    assert sum(by_worker.values()) == (before or 0) + sent
+
+
+def ready_requests_by_worker(metrics_dir) -> dict[str, float]:
+    """The /health/ready requests each gunicorn worker counted, read from its own multiprocess file."""
+    counted = {}
+    for path in metrics_dir.glob("counter_*.db"):
+        pid = path.stem.split("_")[-1]
+        for key, value, *_ in MmapedDict.read_all_values_from_file(str(path)):
+            _metric, sample, labels, _help = json.loads(key)
+            if sample == "api_requests_total" and labels == {"method": "GET", "endpoint": "/health/ready"}:
+                counted[pid] = counted.get(pid, 0) + value
+    return counted
 
 
 @pytest.fixture

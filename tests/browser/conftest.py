@@ -24,6 +24,16 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 # A browser test may have a real worker and a webhook receiver beside it (test_with_a_real_worker).
 from tests.e2e.conftest import peer, start_worker  # noqa: F401
 
+# The README's screenshots (docs/) are taken again only when asked (`make screenshots`); any
+# other run writes them to a temporary directory, so that running the suite leaves the checkout
+# as it found it.
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+SCREENSHOTS = (
+    DOCS
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "wipsie-screenshots"
+)
+
 
 def replaced(node: WebElement) -> bool:
     """Whether `node` has left the document (the page it was on was replaced).

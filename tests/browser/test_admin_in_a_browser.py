@@ -2,11 +2,10 @@
 
 Every test asks for `sqs` (fresh queues on the moto server the live server
 talks to) and checks what really is in SQS with a plain boto3 client. The
-screenshots in docs/ (shown in the README) are taken here.
+screenshots in docs/ (shown in the README) are taken here, with `make screenshots`.
 """
 
 import json
-from pathlib import Path
 
 import pytest
 from django_celery_results.models import TaskResult
@@ -17,11 +16,10 @@ from sqs_app.models import Message, MessageStatus
 from sqs_app.queues import queue_spec
 from tasks_app import lifecycle
 from tests.admin.conftest import VIEWER_PERMISSIONS, grant, worker_took
-from tests.browser.conftest import link_text
+from tests.browser.conftest import SCREENSHOTS, link_text
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 MIN_SCREENSHOT_BYTES = 10 * 1024
 SIDEBAR = [
     "Dashboard",
@@ -111,7 +109,7 @@ def test_the_dashboard_shows_every_queue_and_the_sidebar_leads_to_each_page(sqs,
     assert sent_last_hour.text == "1"
     assert signed_in.find("#throughput canvas.chart").is_displayed()
 
-    data = signed_in.screenshot(DOCS / "admin-dashboard.png")
+    data = signed_in.screenshot(SCREENSHOTS / "admin-dashboard.png")
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > MIN_SCREENSHOT_BYTES
     assert signed_in.page_width_at(400) <= 420, "the dashboard must fit a 400 px screen"
 
@@ -170,7 +168,7 @@ def test_an_operator_sends_a_notification_finds_it_by_correlation_id_and_body_an
     assert kinds == ["Sent", "Received", "Processing", "Succeeded"]
     assert "HTTP status\n200" in signed_in.find("#trace-side-effect").text
 
-    data = signed_in.screenshot(DOCS / "admin-message-trace.png")
+    data = signed_in.screenshot(SCREENSHOTS / "admin-message-trace.png")
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > MIN_SCREENSHOT_BYTES
     assert signed_in.page_width_at(400) <= 420, "the trace page must fit a 400 px screen"
 
@@ -220,7 +218,7 @@ def test_an_operator_finds_a_dead_letter_on_its_dlq_page_and_replays_it_edited(
     )
     row = history_link.find_element("xpath", "./ancestor::tr")
     assert "webhook answered 500" in row.find_element("css selector", ".dead-letter-error").text
-    data = signed_in.screenshot(DOCS / "admin-dead-letters.png")
+    data = signed_in.screenshot(SCREENSHOTS / "admin-dead-letters.png")
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > MIN_SCREENSHOT_BYTES
     assert signed_in.page_width_at(400) <= 420, "the DLQ page must fit a 400 px screen"
 

@@ -6,7 +6,6 @@ test_admin_in_a_browser.py.
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -16,12 +15,12 @@ from sqs_app.models import AuditEntry, Message
 from tasks_app import lifecycle
 from tasks_app.models import PollResult, PollSchedule
 from tests.admin.conftest import VIEWER_PERMISSIONS, grant, worker_took
+from tests.browser.conftest import SCREENSHOTS
 from tests.helpers import recurring_poll
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 POLLS = "/admin/tasks_app/pollschedule/"
-DOCS = Path(__file__).resolve().parents[2] / "docs"
 MIN_SCREENSHOT_BYTES = 10 * 1024
 
 
@@ -87,7 +86,7 @@ def test_an_operator_pauses_and_resumes_a_poll_and_opens_its_results(sqs, staff,
     assert cells["timing"].startswith("1 min · in "), cells
     assert cells["last_result"] == "5m ago · HTTP 200, 3 item(s)"
     assert cells["created_by"] == "admin"
-    data = signed_in.screenshot(DOCS / "admin-recurring-polls.png")
+    data = signed_in.screenshot(SCREENSHOTS / "admin-recurring-polls.png")
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > MIN_SCREENSHOT_BYTES
     assert hidden_columns_at(signed_in, 1400) == [], "every column of the polls page shows at 1400 px"
     assert signed_in.page_width_at(400) <= 420, "the polls page must fit a 400 px screen"
