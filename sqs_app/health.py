@@ -4,8 +4,16 @@ A check returns nothing, or details for its entry; it fails by raising. The
 `consumers` check reads the list every worker keeps up to date
 (tasks_app.consumers): per queue its consumers and their last poll, an error
 when all of a queue's consumers stopped polling.
+
+Anyone may ask (probes, load balancers, monitors), but only staff get what
+names the infrastructure: the workers' host names (pod names) and pids, and
+the raw text of an unexpected error (a database driver's names the database's
+host). Everyone else gets the same statuses, codes and ages, each queue's
+consumers counted instead of listed, and an unexpected error's type; its text
+goes to the log, with the request id.
 """
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -14,6 +22,8 @@ from django.db import connection
 
 from . import sqs_client
 from .errors import WipsieError
+
+logger = logging.getLogger(__name__)
 
 
 class CheckFailed(Exception):
@@ -60,27 +70,53 @@ CHECKS: dict[str, Callable[[], dict | None]] = {"database": _database, "sqs": _s
 READINESS_CHECKS: dict[str, Callable[[], dict | None]] = {"database": _database}
 
 
-def health_check(checks: dict[str, Callable[[], dict | None]] | None = None) -> dict:
+def health_check(
+    checks: dict[str, Callable[[], dict | None]] | None = None, *, detailed: bool = True
+) -> dict:
     """{"status": "ok"|"error", "checks": {name: {"status", "latency_ms", "error"?, "message"?, ...}}}.
 
     A check's details (the consumers' queues) come after its status.
+    `detailed=False`: for whoever is not staff (the module's docstring).
     """
-    checks = {name: _run(check) for name, check in (checks or CHECKS).items()}
+    checks = {name: _run(name, check, detailed=detailed) for name, check in (checks or CHECKS).items()}
     overall = "ok" if all(c["status"] == "ok" for c in checks.values()) else "error"
     return {"status": overall, "checks": checks}
 
 
-def _run(check: Callable[[], dict | None]) -> dict:
+UNEXPECTED_MESSAGE = "Unexpected error; the server's log has its text."
+
+
+def _run(name: str, check: Callable[[], dict | None], *, detailed: bool) -> dict:
     started = time.perf_counter()
     try:
         details = check() or {}
     except CheckFailed as exc:
-        return {**_failed(started, exc.code, exc.message), **exc.details}
+        return {**_failed(started, exc.code, exc.message), **_shown(exc.details, detailed)}
     except WipsieError as exc:
         return _failed(started, exc.error_code, exc.message)
     except Exception as exc:  # noqa: BLE001 - a health check reports, it does not raise
-        return _failed(started, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-    return {"status": "ok", "latency_ms": _elapsed_ms(started), **details}
+        logger.warning("Health check %s failed: %s: %s", name, type(exc).__name__, exc)
+        text = (str(exc).splitlines() or [""])[0] if detailed else UNEXPECTED_MESSAGE
+        return _failed(started, type(exc).__name__, text)
+    return {"status": "ok", "latency_ms": _elapsed_ms(started), **_shown(details, detailed)}
+
+
+def _shown(details: dict, detailed: bool) -> dict:
+    """A check's details as this caller may see them: each queue's processes counted, not named."""
+    if detailed or "queues" not in details:
+        return details
+    return {
+        **details,
+        "queues": {
+            queue: {
+                "status": entry["status"],
+                "last_poll_age_seconds": entry["last_poll_age_seconds"],
+                "consumers": len(entry["processes"]),
+                "stalled_consumers": sum(1 for process in entry["processes"] if process["stalled"]),
+            }
+            for queue, entry in details["queues"].items()
+        },
+    }
 
 
 def _failed(started: float, code: str, message: str) -> dict:

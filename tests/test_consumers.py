@@ -13,6 +13,7 @@ from django.utils import timezone
 from tasks_app import consumers
 from tasks_app.consumers import PollRecorder, consumers_prune, consumers_record, queue_consumers
 from tasks_app.models import QueueConsumer
+from tests.helpers import jwt_client
 
 pytestmark = pytest.mark.django_db
 
@@ -97,15 +98,44 @@ def test_recording_again_updates_the_row_in_one_statement():
 # --- /health -------------------------------------------------------------------------------------
 
 
-def test_health_lists_each_consumed_queue_and_stays_ok_while_they_poll(anon_client, sqs):
+def test_health_lists_each_consumed_queue_and_stays_ok_while_they_poll(staff, sqs):
     polled("worker-a", 7, notifications=1)
 
-    response = anon_client.get("/health")
+    response = jwt_client(staff).get("/health")
 
     assert response.status_code == 200
     check = response.json()["checks"]["consumers"]
     assert check["status"] == "ok"
-    assert check["queues"]["notifications"]["processes"][0]["hostname"] == "worker-a"
+    [process] = check["queues"]["notifications"]["processes"]
+    assert (process["hostname"], process["pid"]) == ("worker-a", 7)
+
+
+def test_staff_signed_in_to_the_admin_read_the_hosts_too(client, staff, sqs):
+    polled("worker-a", 7, notifications=1)
+    client.force_login(staff)
+
+    response = client.get("/health", HTTP_ACCEPT="application/json")
+
+    [process] = response.json()["checks"]["consumers"]["queues"]["notifications"]["processes"]
+    assert process["hostname"] == "worker-a"
+
+
+def test_health_counts_the_consumers_without_naming_their_hosts_to_anyone_else(anon_client, bob, sqs):
+    polled("worker-a", 7, notifications=1)
+    polled("worker-b", 9, notifications=300)
+
+    for client in (anon_client, jwt_client(bob)):  # bob is no staff
+        response = client.get("/health")
+
+        assert response.status_code == 200
+        entry = response.json()["checks"]["consumers"]["queues"]["notifications"]
+        assert entry == {
+            "status": "ok",
+            "last_poll_age_seconds": entry["last_poll_age_seconds"],
+            "consumers": 2,
+            "stalled_consumers": 1,
+        }
+        assert "worker-" not in response.content.decode()
 
 
 def test_health_is_an_error_naming_the_queue_whose_consumers_stopped_polling(anon_client, sqs):

@@ -1,11 +1,15 @@
-"""GET /health: can Wipsie reach its database and SQS? No authentication needed."""
+"""GET /health: can Wipsie reach its database and SQS? No authentication needed; staff read more."""
 
+from datetime import timedelta
 from unittest import mock
 
 import pytest
 from django.db import OperationalError
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
 
-from tests.helpers import boto_queue_url, make_sqs_unreachable
+from sqs_app import health
+from tests.helpers import boto_queue_url, jwt_client, make_sqs_unreachable
 
 pytestmark = pytest.mark.django_db
 
@@ -69,9 +73,11 @@ def test_it_answers_503_when_the_queues_are_not_provisioned(anon_client, boto_sq
     assert response.json()["checks"]["sqs"]["error"] == "QUEUE_NOT_PROVISIONED"
 
 
-def test_it_answers_503_naming_the_database_when_it_fails(anon_client, sqs):
-    down = OperationalError("could not connect to server: Connection refused")
-    with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=down):
+DATABASE_DOWN = OperationalError('connection to server at "db.internal" (10.0.3.4), port 5432 failed')
+
+
+def test_it_answers_503_naming_the_database_when_it_fails(anon_client, sqs, caplog):
+    with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=DATABASE_DOWN):
         response = anon_client.get("/health")
 
     assert response.status_code == 503
@@ -82,7 +88,45 @@ def test_it_answers_503_naming_the_database_when_it_fails(anon_client, sqs):
     assert set(database) == FAILED_CHECK_KEYS
     assert database["status"] == "error"
     assert database["error"] == "OperationalError"
-    assert database["message"] == "could not connect to server: Connection refused"
+    # The driver's text names the database's host: not for anyone who asks, but in the log.
+    assert database["message"] == health.UNEXPECTED_MESSAGE
+    assert "db.internal" not in response.content.decode()
+    [logged] = [
+        r for r in caplog.records if r.name == "sqs_app.health" and "check database" in r.getMessage()
+    ]
+    assert "db.internal" in logged.getMessage()
+    assert logged.request_id == response["X-Request-ID"]
+
+
+def test_staff_read_the_database_error_itself(staff, sqs):
+    client = jwt_client(staff)
+    assert client.get("/health").status_code == 200  # the user is cached from here on
+    with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=DATABASE_DOWN):
+        response = client.get("/health")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["message"] == str(DATABASE_DOWN)
+
+
+def test_a_staff_token_whose_user_cannot_be_read_gets_the_public_answer(staff, sqs):
+    client = jwt_client(staff)
+    with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=DATABASE_DOWN):
+        response = client.get("/health")  # the user is not cached: reading it fails too
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["message"] == health.UNEXPECTED_MESSAGE
+
+
+def test_an_expired_staff_token_gets_the_public_answer_not_a_401(staff, sqs):
+    token = AccessToken.for_user(staff)
+    token.set_exp(lifetime=-timedelta(seconds=1))
+    expired = APIClient()
+    expired.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    with mock.patch("django.db.backends.utils.CursorWrapper.execute", side_effect=DATABASE_DOWN):
+        response = expired.get("/health")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["message"] == health.UNEXPECTED_MESSAGE
 
 
 # --- /health/ready: the readiness probe ---------------------------------------------------
@@ -98,12 +142,9 @@ def test_readiness_stays_ok_when_sqs_is_unreachable(anon_client, sqs_untouched):
 
 
 def test_readiness_fails_when_the_database_does(anon_client):
-    from unittest import mock
-
-    from django.db import OperationalError
-
-    with mock.patch("sqs_app.health.connection.cursor", side_effect=OperationalError("gone")):
+    with mock.patch("sqs_app.health.connection.cursor", side_effect=DATABASE_DOWN):
         response = anon_client.get("/health/ready")
 
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["status"] == "error"
+    assert response.json()["checks"]["database"]["message"] == health.UNEXPECTED_MESSAGE
