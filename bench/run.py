@@ -246,12 +246,13 @@ def prepare(env: dict[str, str]) -> tuple[dict[str, str], str]:
     return urls, password
 
 
-def start_gunicorn(processes: procs.Processes, env: dict[str, str]) -> int:
-    process = processes.start(
-        "gunicorn", [str(procs.BIN / "gunicorn"), "wipsie_site.wsgi", "-c", "gunicorn.conf.py"], env
-    )
+def start_gunicorn(
+    processes: procs.Processes, env: dict[str, str], *, name: str = "gunicorn", app: str = "wipsie_site.wsgi"
+) -> int:
+    """gunicorn with gunicorn.conf.py on env's API_PORT, once its /health answers; its pid."""
+    process = processes.start(name, [str(procs.BIN / "gunicorn"), app, "-c", "gunicorn.conf.py"], env)
     base = f"http://127.0.0.1:{env['API_PORT']}"
-    procs.wait_for_http(f"{base}/health", process=process, what="gunicorn")
+    procs.wait_for_http(f"{base}/health", process=process, what=name)
     return process.pid
 
 
@@ -260,10 +261,8 @@ def start_floor(processes: procs.Processes, env: dict[str, str]) -> tuple[int, i
     Its pid and port."""
     port = procs.free_port()
     floor_env = {**env, "DJANGO_SETTINGS_MODULE": "bench.floor_settings", "API_PORT": str(port)}
-    argv = [str(procs.BIN / "gunicorn"), "django.core.wsgi:get_wsgi_application()", "-c", "gunicorn.conf.py"]
-    process = processes.start("gunicorn-floor", argv, floor_env)
-    procs.wait_for_http(f"http://127.0.0.1:{port}/health", process=process, what="the floor's gunicorn")
-    return process.pid, port
+    app = "django.core.wsgi:get_wsgi_application()"
+    return start_gunicorn(processes, floor_env, name="gunicorn-floor", app=app), port
 
 
 def obtain_token(port: int, password: str) -> str:

@@ -102,21 +102,12 @@ def _run(name: str, check: Callable[[], dict | None], *, detailed: bool) -> dict
 
 
 def _shown(details: dict, detailed: bool) -> dict:
-    """A check's details as this caller may see them: each queue's processes counted, not named."""
+    """A check's details as this caller may see them: the consumers' queues counted, not named."""
+    from tasks_app.consumers import counted_consumers
+
     if detailed or "queues" not in details:
         return details
-    return {
-        **details,
-        "queues": {
-            queue: {
-                "status": entry["status"],
-                "last_poll_age_seconds": entry["last_poll_age_seconds"],
-                "consumers": len(entry["processes"]),
-                "stalled_consumers": sum(1 for process in entry["processes"] if process["stalled"]),
-            }
-            for queue, entry in details["queues"].items()
-        },
-    }
+    return {**details, "queues": counted_consumers(details["queues"])}
 
 
 def _failed(started: float, code: str, message: str) -> dict:

@@ -53,9 +53,7 @@ def insert_rows(
     if skip_existing:
         sql += " ON CONFLICT DO NOTHING"
     elif on_conflict:
-        target = ", ".join(quote(meta.get_field(name).column) for name in on_conflict)
-        columns = [quote(meta.get_field(name).column) for name in update]
-        sql += f" ON CONFLICT ({target}) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+        sql += _upsert(meta, on_conflict, update)
     sql += f" RETURNING {quote(meta.pk.column)}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -68,6 +66,14 @@ def insert_rows(
         row._state.adding = False
         row._state.db = connection.alias
     return len(pks)
+
+
+def _upsert(meta, on_conflict: tuple[str, ...], update: tuple[str, ...]) -> str:
+    """ON CONFLICT on the unique fields `on_conflict`: set the `update` fields from the new row."""
+    quote = connection.ops.quote_name
+    target = ", ".join(quote(meta.get_field(name).column) for name in on_conflict)
+    columns = [quote(meta.get_field(name).column) for name in update]
+    return f" ON CONFLICT ({target}) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
 
 
 # --- Prepared inserts: the SQL and the constant values worked out once per process ------
@@ -181,10 +187,7 @@ def _statement(
     else:
         sql += "VALUES " + ", ".join([f"({one_row})"] * row_count)
     if on_conflict:
-        meta = model._meta
-        target = ", ".join(quote(meta.get_field(name).column) for name in on_conflict)
-        columns = [quote(meta.get_field(name).column) for name in update]
-        sql += f" ON CONFLICT ({target}) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in columns)
+        sql += _upsert(model._meta, on_conflict, update)
     if returning:
         sql += " RETURNING " + ", ".join(quote(column) for column in returning)
     return sql

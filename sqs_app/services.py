@@ -400,7 +400,8 @@ def _insert_sent(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) 
         returning=("id", "standard_id", "sqs_message_id"),
     )
     statement = rows_sql
-    if _rows_and_events_in_one_statement():
+    one_statement = _rows_and_events_in_one_statement()
+    if one_statement:
         events_sql, events_params = prepared_insert(
             MessageEvent,
             [{"kind": EventKind.SENT, "at": sent_at, "actor": _actor(sent_by)}],
@@ -419,7 +420,7 @@ def _insert_sent(batch: list[OutgoingMessage], *, queue: str, sent_by, sent_at) 
         row._state.adding = False
         row._state.db = connection.alias
         outgoing.record = row
-    if not _rows_and_events_in_one_statement():
+    if not one_statement:
         _insert_sent_events(batch, sent_by=sent_by, sent_at=sent_at)
 
 

@@ -93,6 +93,19 @@ def queue_consumers(*, now: datetime | None = None) -> dict[str, dict]:
     return dict(sorted(queues.items()))
 
 
+def counted_consumers(consumers: dict[str, dict]) -> dict[str, dict]:
+    """`queue_consumers()` with each queue's processes counted instead of named (no host, no pid)."""
+    return {
+        queue: {
+            "status": entry["status"],
+            "last_poll_age_seconds": entry["last_poll_age_seconds"],
+            "consumers": len(entry["processes"]),
+            "stalled_consumers": sum(1 for process in entry["processes"] if process["stalled"]),
+        }
+        for queue, entry in consumers.items()
+    }
+
+
 def stalled_queues(consumers: dict[str, dict]) -> list[str]:
     return [queue for queue, entry in consumers.items() if entry["status"] == "stalled"]
 
