@@ -36,6 +36,13 @@ limit_request_line = 0
 limit_request_field_size = 32 * 1024
 
 
+def post_worker_init(worker):
+    """Before the first request: the database pool checked in the background, not at each checkout."""
+    from wipsie_site.db_pool import check_idle_in_background
+
+    check_idle_in_background()
+
+
 def child_exit(server, worker):
     """Prometheus multiprocess mode: a dead worker's live gauges stop counting (its counters stay)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/inprocess.py [--emulator ministack] [--path send|send-batch|floor]
                                         [--requests 2000] [--profile] [--valgrind]
+                                        [--without PART,PART]
 
 Starts the emulator and a fresh bench database as bench/run.py does, then, in a
 child process with the server's environment, calls `wipsie_site.wsgi.application`
@@ -21,7 +22,9 @@ for instructions per request, a figure no other load on the machine moves.
 `--path floor` measures bench/floor.py instead, the least a Django send can
 cost (a plain view, a stateless JWT, one SendMessage, one ORM INSERT): the
 send's figure divided by the floor's, from the same run, is Wipsie's overhead
-whatever the machine's speed that hour.
+whatever the machine's speed that hour. `--without throttle,browser-middleware,...`
+takes named parts out of the request path (bench/ablation.py lists them): with
+--valgrind, the difference is what each part costs a send.
 """
 
 import argparse
@@ -33,7 +36,7 @@ from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from bench import procs  # noqa: E402
+from bench import ablation, procs  # noqa: E402
 from bench.database import choose_database  # noqa: E402
 from bench.run import BENCH_USER, RESULTS_DIR, prepare, server_env  # noqa: E402
 
@@ -47,8 +50,14 @@ def measure(username: str, path: str, requests: int, profile: bool) -> dict:
     import pstats
     import time
 
-    # The floor: Wipsie's settings without middleware, with the floor's URLs.
-    settings_module = "bench.floor_settings" if path == "floor" else "wipsie_site.settings"
+    # The floor: Wipsie's settings without middleware, with the floor's URLs. --without:
+    # Wipsie's, with the parts named in the environment taken out.
+    if path == "floor":
+        settings_module = "bench.floor_settings"
+    elif os.environ.get(ablation.ENV_VAR):
+        settings_module = "bench.ablation_settings"
+    else:
+        settings_module = "wipsie_site.settings"
     os.environ["DJANGO_SETTINGS_MODULE"] = settings_module
     import django
 
@@ -57,7 +66,10 @@ def measure(username: str, path: str, requests: int, profile: bool) -> dict:
     from django.core.wsgi import get_wsgi_application
     from rest_framework_simplejwt.tokens import AccessToken
 
+    from wipsie_site.db_pool import check_idle_in_background
+
     application = get_wsgi_application()
+    check_idle_in_background()  # as each gunicorn worker does before its first request
 
     token = str(AccessToken.for_user(get_user_model().objects.get(username=username)))
     message = {"task_type": "user_action", "priority": "medium", "message": "in-process"}
@@ -111,8 +123,18 @@ def measure(username: str, path: str, requests: int, profile: bool) -> dict:
     if profiler:
         profiler.disable()
     cpu, wall = time.process_time() - began_cpu, time.perf_counter() - began_wall
+    from django.conf import settings
+    from rest_framework.settings import api_settings
+
+    # What the requests went through, so that a --without run shows it took effect.
+    request_path = {"middleware": len(settings.MIDDLEWARE)}
+    if path != "floor":  # the floor's view is plain Django: no DRF throttles or renderers
+        request_path["throttles"] = len(api_settings.DEFAULT_THROTTLE_CLASSES)
+        request_path["renderers"] = len(api_settings.DEFAULT_RENDERER_CLASSES)
     result = {
         "path": path,
+        "request_path": request_path,
+        "pool_check": _pool_check(),
         "requests": requests,
         "cpu_ms_per_message": 1000 * cpu / (requests * per_request),
         "wall_ms_per_request": 1000 * wall / requests,
@@ -124,6 +146,17 @@ def measure(username: str, path: str, requests: int, profile: bool) -> dict:
         pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(lines)
         result["profile"] = out.getvalue()
     return result
+
+
+def _pool_check() -> str:
+    """How the database pool's connections are checked: in the background, as the server does."""
+    from django.db import connection
+
+    if getattr(connection, "pool", None) is None:
+        return "no database pool"
+    if connection.settings_dict["CONN_HEALTH_CHECKS"]:
+        return "pool checked at each checkout"
+    return "pool checked in the background"
 
 
 def _parts(path: str, message: dict, username: str, requests: int) -> dict[str, float]:
@@ -160,6 +193,13 @@ def _parts(path: str, message: dict, username: str, requests: int) -> dict[str, 
     return figures
 
 
+def _parts_to_remove(text: str) -> list[str]:
+    try:
+        return ablation.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--emulator", default="ministack", choices=procs.EMULATORS)
@@ -172,8 +212,17 @@ def main() -> int:
         action="store_true",
         help="run the child under callgrind and print the instructions it ran (slow: about 25x)",
     )
+    parser.add_argument(
+        "--without",
+        type=_parts_to_remove,
+        default=[],
+        help="comma-separated parts taken out of the request path: "
+        + "; ".join(f"{name}: {what}" for name, what in ablation.PARTS.items()),
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.without and args.path == "floor":
+        parser.error("--without takes parts out of Wipsie's send; the floor has none of them")
     if args.child:
         username, path, requests, profile = args.child
         print(json.dumps(measure(username, path, int(requests), profile == "1")))
@@ -190,6 +239,7 @@ def main() -> int:
             shape={"workers": 1, "threads": 1},
         )
         env["ALLOWED_HOSTS"] += ",127.0.0.1"
+        env[ablation.ENV_VAR] = ",".join(args.without)
         prepare(env)
         # --valgrind: the child under callgrind, which counts instructions: the same count
         # whatever else the machine is doing, where CPU seconds here vary by 20 %.
@@ -221,9 +271,13 @@ def main() -> int:
         print(f"instructions: {collected[-1].split(':')[-1].strip()}")
     result = json.loads(child.stdout.splitlines()[-1])
     print(result.pop("profile", ""))
+    request_path = [f"{n} {what}" for what, n in result.pop("request_path").items()]
+    print(f"  request path: {', '.join(request_path)}, {result.pop('pool_check')}")
     for name, ms in result.pop("parts").items():
         print(f"  {ms:7.3f} ms CPU per call  {name}")
     what = "the floor (bench/floor.py)" if args.path == "floor" else f"POST /sqs/{args.path}"
+    if args.without:
+        what += f" without {', '.join(args.without)}"
     print(
         f"{args.emulator}, {what}, {result['requests']} requests in one thread: "
         f"{result['cpu_ms_per_message']:.3f} ms CPU per message, "

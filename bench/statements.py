@@ -5,11 +5,14 @@
 Run by bench/run.py as a child process with the same environment as the web
 server (database, emulator, settings), so it sends to the same queues through
 the same middleware, authentication, view and service. It posts with Django's
-test client, so every statement is on the one connection it watches:
+test client, so every statement is on the one connection it watches, and hands
+that connection back to the pool after each request, as a server's request does:
 
 - `round_trips`: every statement Django sent (django.test.utils.CaptureQueriesContext),
   the BEGIN and COMMIT of each `transaction.atomic` block included (Django logs them
-  too, since 4.2): what the database is asked per send, each a round trip,
+  too, since 4.2), and every check psycopg's pool made of a connection it handed out
+  (CONN_HEALTH_CHECKS: an empty query, which Django does not see): what the database
+  is asked per send, each a round trip,
 - `transactions`: the COMMITs and ROLLBACKs among them,
 - `sqs_calls`: every call Wipsie's own boto3 client makes (a botocore
   `before-call` hook on the client sqs_app.sqs_client hands out).
@@ -65,15 +68,20 @@ def _measure(client, connection, path: str, payloads: list[dict], messages_per_r
     events = sqs_client.get_client().meta.events
     events.register("before-call.sqs", count_sqs_call)
     try:
-        with CaptureQueriesContext(connection) as queries:
+        with PoolCheckCounter(connection) as pool_checks, CaptureQueriesContext(connection) as queries:
             for payload in payloads:
                 response = client.post(path, payload, format="json")
                 if response.status_code != 200:
                     raise RuntimeError(f"{path} answered {response.status_code}: {response.content[:300]!r}")
+                # What the end of a real request does (Django's close_old_connections, which
+                # the test client holds back): the connection goes back to the pool, and the
+                # next request checks one out, as under gunicorn.
+                connection.close()
     finally:
         events.unregister("before-call.sqs", count_sqs_call)
     messages = len(payloads) * messages_per_request
     statements = [query["sql"].split(" ", 1)[0].upper() for query in queries.captured_queries]
+    statements += [POOL_CHECK] * pool_checks.count
     transactions = statements.count("COMMIT") + statements.count("ROLLBACK")
     return {
         "requests": len(payloads),
@@ -86,6 +94,37 @@ def _measure(client, connection, path: str, payloads: list[dict], messages_per_r
     }
 
 
+POOL_CHECK = "(pool check)"
+
+
+class PoolCheckCounter:
+    """Counts, inside `with`, the checks psycopg's pool makes of the connections it hands out.
+
+    With CONN_HEALTH_CHECKS on, the pool calls its `check` callback (psycopg_pool's
+    private `_check`) on every checkout: a round trip Django's query log never sees.
+    """
+
+    def __init__(self, connection):
+        self.count = 0
+        self._pool = getattr(connection, "pool", None)  # None: SQLite, or no pool configured
+        self._check = getattr(self._pool, "_check", None)
+
+    def __enter__(self) -> "PoolCheckCounter":
+        if self._check is not None:
+            check = self._check
+
+            def counted(conn):
+                self.count += 1
+                return check(conn)
+
+            self._pool._check = counted
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._check is not None:
+            self._pool._check = self._check
+
+
 def main(username: str) -> dict[str, dict]:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "wipsie_site.settings")
     import django
@@ -95,6 +134,10 @@ def main(username: str) -> dict[str, dict]:
     from django.db import connections
     from rest_framework.test import APIClient
     from rest_framework_simplejwt.tokens import AccessToken
+
+    from wipsie_site.db_pool import check_idle_in_background
+
+    check_idle_in_background()  # as each gunicorn worker does before its first request
 
     connection = connections["default"]
     user = get_user_model().objects.get(username=username)

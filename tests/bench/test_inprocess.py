@@ -54,3 +54,20 @@ def test_the_floor_sends_and_records_each_message(tmp_path):
         "SELECT count(*), count(DISTINCT sqs_message_id) FROM sqs_app_message WHERE status = 'sent'"
     )
     assert recorded.fetchone() == (70, 70)
+
+
+def test_without_takes_the_named_parts_out_of_the_request_path(tmp_path):
+    result = run_inprocess(tmp_path, "--without", "browsable-api,throttle,browser-middleware")
+
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    # The child says what its requests went through: the settings took effect there.
+    assert "request path: 3 middleware, 0 throttles, 1 renderers" in result.stdout, result.stdout
+    assert re.search(
+        r"moto, POST /sqs/send without throttle, browser-middleware, browsable-api, 20 requests",
+        result.stdout,
+    ), result.stdout
+    # 70 sends through the API (50 warm-up, 20 measured), 70 more by INPROCESS_PARTS's service calls.
+    recorded = sqlite3.connect(tmp_path / "inprocess.sqlite3").execute(
+        "SELECT count(*) FROM sqs_app_message WHERE status = 'sent'"
+    )
+    assert recorded.fetchone() == (140,)
