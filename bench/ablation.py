@@ -36,13 +36,13 @@ def parse(text: str) -> list[str]:
 def overrides(parts: list[str], *, middleware: list[str], rest_framework: dict) -> dict:
     """The settings that take `parts` out of Wipsie's `middleware` and `rest_framework`."""
     changed: dict = {}
+    drf_changes: dict = {}
     if "throttle" in parts:
-        rest_framework = {**rest_framework, "DEFAULT_THROTTLE_CLASSES": []}
+        drf_changes["DEFAULT_THROTTLE_CLASSES"] = []
     if "browsable-api" in parts:
-        json_only = ["rest_framework.renderers.JSONRenderer"]
-        rest_framework = {**rest_framework, "DEFAULT_RENDERER_CLASSES": json_only}
-    if "throttle" in parts or "browsable-api" in parts:
-        changed["REST_FRAMEWORK"] = rest_framework
+        drf_changes["DEFAULT_RENDERER_CLASSES"] = ["rest_framework.renderers.JSONRenderer"]
+    if drf_changes:
+        changed["REST_FRAMEWORK"] = {**rest_framework, **drf_changes}
     if "browser-middleware" in parts:
         missing = [name for name in API_MIDDLEWARE if name not in middleware]
         if missing:  # Wipsie renamed or dropped one: the ablation would measure something else
